@@ -1,0 +1,7 @@
+from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
+
+
+class LoadingConfig(AppConfig):
+    name = "loading"
+    verbose_name = _("搭載・削除")

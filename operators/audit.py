@@ -1,0 +1,75 @@
+"""Writing to the audit log. Every sign-in, failure, permission change and card operation goes
+through `record`, which appends one hash-chained entry."""
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from django.db import connection, transaction
+from django.http import HttpRequest
+
+from operators.models import AuditEntry
+
+GENESIS = "0" * 64
+# Serialises appends so that two entries never claim the same predecessor (PostgreSQL).
+_ADVISORY_LOCK_KEY = 0x41554449  # "AUDI"
+
+
+def client_ip(request: HttpRequest | None) -> str | None:
+    if request is None:
+        return None
+    return request.META.get("REMOTE_ADDR") or None
+
+
+def record(
+    *,
+    action: str,
+    request: HttpRequest | None = None,
+    actor: Any = None,
+    provider_id: int | None = None,
+    target: str = "",
+    detail: dict[str, Any] | None = None,
+    ip: str | None = None,
+) -> AuditEntry:
+    """Append one entry. `actor` defaults to the request's user; never pass secrets in `detail`."""
+    user = getattr(request, "user", None)
+    if actor is None and user is not None and user.is_authenticated:
+        actor = user
+    actor_name = actor if isinstance(actor, str) else (getattr(actor, "username", "") or "")
+    if provider_id is None and actor is not None and not isinstance(actor, str):
+        provider_id = getattr(actor, "provider_id", None)
+    with transaction.atomic():
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_ADVISORY_LOCK_KEY])
+        last = AuditEntry.objects.order_by("-id").values_list("hash", flat=True).first()
+        entry = AuditEntry(
+            at=dt.datetime.now(dt.UTC),
+            actor=actor_name,
+            provider_id_snapshot=provider_id,
+            action=action,
+            ip=ip or client_ip(request),
+            target=target[:200],
+            detail=detail or {},
+            prev_hash=last or GENESIS,
+        )
+        entry.hash = entry.compute_hash()
+        entry.save()
+    return entry
+
+
+def verify_chain() -> list[str]:
+    """Return a description of every broken link; empty when the chain is intact."""
+    problems: list[str] = []
+    prev = GENESIS
+    prev_id = 0
+    for entry in AuditEntry.objects.order_by("id").iterator(chunk_size=2000):
+        if entry.prev_hash != prev:
+            problems.append(
+                f"entry {entry.id}: previous hash does not match entry {prev_id}"
+                " (an entry was deleted or altered before it)"
+            )
+        if entry.compute_hash() != entry.hash:
+            problems.append(f"entry {entry.id}: content altered (hash mismatch)")
+        prev, prev_id = entry.hash, entry.id
+    return problems

@@ -1,0 +1,87 @@
+"""The shared test world (DESIGN.md): two live providers and one user per role, so every endpoint is
+tested for the allowed role, a forbidden role and a user of another provider."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+from django.test import Client
+from django_otp import DEVICE_ID_SESSION_KEY
+from django_otp.plugins.otp_totp.models import TOTPDevice
+
+from cardap.models import Provider
+from operators.models import Operator
+
+PASSWORD = "correct-horse-battery-42"
+
+
+@dataclass
+class World:
+    city: Provider  # a municipality
+    shop: Provider  # a private business (the "other provider")
+    jlis: Operator
+    city_admin: Operator
+    city_operator: Operator
+    shop_admin: Operator
+    shop_operator: Operator
+    auditor: Operator
+
+
+def make_operator(username: str, role: str, provider: Provider | None) -> Operator:
+    user = Operator.objects.create_user(
+        username=username, password=PASSWORD, role=role, provider=provider, is_staff=role == "jlis_staff"
+    )
+    TOTPDevice.objects.create(user=user, name="default", confirmed=True)
+    return user
+
+
+@pytest.fixture
+def world(db) -> World:
+    city = Provider.objects.create(
+        name="テスト市", kind=Provider.Kind.MUNICIPALITY, local_gov_code="131016",
+        status=Provider.Status.LIVE,
+        failure_email="fail@city.example.jp", maintenance_email="mnt@city.example.jp",
+    )
+    shop = Provider.objects.create(
+        name="テスト商店", kind=Provider.Kind.PRIVATE, status=Provider.Status.LIVE,
+        failure_email="fail@shop.example.jp", maintenance_email="mnt@shop.example.jp",
+    )
+    R = Operator.Role
+    return World(
+        city=city,
+        shop=shop,
+        jlis=make_operator("jlis", R.JLIS_STAFF, None),
+        city_admin=make_operator("city_admin", R.PROVIDER_ADMIN, city),
+        city_operator=make_operator("city_op", R.OPERATOR, city),
+        shop_admin=make_operator("shop_admin", R.PROVIDER_ADMIN, shop),
+        shop_operator=make_operator("shop_op", R.OPERATOR, shop),
+        auditor=make_operator("auditor", R.AUDITOR, None),
+    )
+
+
+def signed_in(user: Operator) -> Client:
+    """A client signed in with password and a verified second factor."""
+    client = Client()
+    client.force_login(user)
+    device = TOTPDevice.objects.filter(user=user, confirmed=True).first()
+    assert device is not None
+    session = client.session
+    session[DEVICE_ID_SESSION_KEY] = device.persistent_id
+    session.save()
+    return client
+
+
+@pytest.fixture
+def login():
+    return signed_in
+
+
+@pytest.fixture
+def celery_worker_real(transactional_db):
+    """A real Celery worker (in a thread) consuming from the configured broker."""
+    from celery.contrib.testing.worker import start_worker
+
+    from cardap.celery import app
+
+    with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=10) as worker:
+        yield worker
