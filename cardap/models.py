@@ -153,3 +153,29 @@ class CardAPInstallation(models.Model):
 
     def __str__(self) -> str:
         return f"{self.card_id}: {self.card_ap}"
+
+
+class ProviderAPIKey(models.Model):
+    """A credential for a provider's business system (REST API). Only a hash is stored; the key
+    itself is shown once when issued. Optional allow-list of client networks (CIDR)."""
+
+    provider = models.ForeignKey(Provider, on_delete=models.CASCADE, related_name="api_keys")
+    name = models.CharField(_("名称"), max_length=100)
+    prefix = models.CharField(max_length=12, unique=True)
+    key_hash = models.CharField(max_length=64)
+    allowed_networks = models.JSONField(_("接続元制限（CIDR）"), default=list, blank=True)
+    created_at = models.DateTimeField(_("発行日時"), auto_now_add=True)
+    created_by = models.CharField(_("発行者"), max_length=150, blank=True)
+    revoked_at = models.DateTimeField(_("失効日時"), null=True, blank=True)
+    last_used_at = models.DateTimeField(_("最終利用日時"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("APIキー")
+        verbose_name_plural = _("APIキー")
+
+    def __str__(self) -> str:
+        return f"{self.provider}: {self.name} ({self.prefix}…)"
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None
