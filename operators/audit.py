@@ -65,10 +65,16 @@ def verify_chain() -> list[str]:
     prev_id = 0
     for entry in AuditEntry.objects.order_by("id").iterator(chunk_size=2000):
         if entry.prev_hash != prev:
-            problems.append(
-                f"entry {entry.id}: previous hash does not match entry {prev_id}"
-                " (an entry was deleted or altered before it)"
-            )
+            if entry.id > prev_id + 1:
+                # A gap alone is harmless (a rolled-back transaction consumes an id); a gap that
+                # also breaks the chain means the entries in it were deleted.
+                missing = f"{prev_id + 1}" if entry.id == prev_id + 2 else f"{prev_id + 1}-{entry.id - 1}"
+                problems.append(f"entry {missing}: deleted (entry {entry.id} no longer links to entry {prev_id})")
+            else:
+                problems.append(
+                    f"entry {entry.id}: previous hash does not match entry {prev_id}"
+                    " (an entry was deleted or altered before it)"
+                )
         if entry.compute_hash() != entry.hash:
             problems.append(f"entry {entry.id}: content altered (hash mismatch)")
         prev, prev_id = entry.hash, entry.id
