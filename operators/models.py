@@ -39,6 +39,10 @@ class Operator(AbstractUser):
         if self.role == self.Role.JLIS_STAFF and self.provider_id is not None:
             raise ValidationError({"provider": _("J-LIS職員はサービス提供者に所属しません。")})
 
+    def get_full_name(self) -> str:
+        """Family name first, as Japanese names are written (and as the roster lists them)."""
+        return f"{self.last_name} {self.first_name}".strip()
+
     @property
     def is_jlis(self) -> bool:
         return self.role == self.Role.JLIS_STAFF
