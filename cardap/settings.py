@@ -136,7 +136,9 @@ SESSION_EXPIRE_AT_BROWSER_CLOSE = True
 LOCKOUT_MAX_FAILURES = env_int("LOCKOUT_MAX_FAILURES", 5, minimum=1)
 LOCKOUT_SECONDS = env_int("LOCKOUT_SECONDS", 15 * 60, minimum=1)
 # Several operators often share one office address, so the per-address limit is higher.
-LOCKOUT_MAX_FAILURES_PER_ADDRESS = env_int("LOCKOUT_MAX_FAILURES_PER_ADDRESS", 4 * LOCKOUT_MAX_FAILURES, minimum=1)
+LOCKOUT_MAX_FAILURES_PER_ADDRESS = env_int(
+    "LOCKOUT_MAX_FAILURES_PER_ADDRESS", 4 * LOCKOUT_MAX_FAILURES, minimum=1
+)
 REAUTH_SECONDS = env_int("REAUTH_SECONDS", 5 * 60, minimum=30)
 # Paths reachable without a signed-in, OTP-verified operator (operators.middleware). Token-
 # authenticated endpoints (provider API, terminal agent) authenticate in their own views.

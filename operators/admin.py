@@ -1,5 +1,6 @@
 """The Django admin for J-LIS staff, behind the same two-factor sign-in (django-otp's OTPAdminSite)
 and limited to the J-LIS staff role."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -16,7 +17,10 @@ from operators.models import AuditEntry, Operator, OperatorScope, Terminal
 
 class JLISAdminSite(OTPAdminSite):
     def has_permission(self, request: HttpRequest) -> bool:
-        return super().has_permission(request) and getattr(request.user, "role", None) == Operator.Role.JLIS_STAFF
+        return (
+            super().has_permission(request)
+            and getattr(request.user, "role", None) == Operator.Role.JLIS_STAFF
+        )
 
 
 # Swap the class of the default site in place, so every app's admin.register keeps working.
@@ -30,8 +34,10 @@ class AuditedAdmin(admin.ModelAdmin):
     def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
         super().save_model(request, obj, form, change)
         record(
-            action=f"admin.{obj._meta.model_name}.{'change' if change else 'add'}", request=request,
-            target=str(obj)[:200], detail={"fields": sorted(form.changed_data)},
+            action=f"admin.{obj._meta.model_name}.{'change' if change else 'add'}",
+            request=request,
+            target=str(obj)[:200],
+            detail={"fields": sorted(form.changed_data)},
         )
 
     def delete_model(self, request: HttpRequest, obj: Any) -> None:
@@ -63,7 +69,15 @@ class OperatorAdmin(AuditedAdmin, UserAdmin):
 
 @admin.register(Terminal)
 class TerminalAdmin(AuditedAdmin):
-    list_display = ["name", "provider", "location", "administrator", "is_active", "credential_prefix", "last_seen_at"]
+    list_display = [
+        "name",
+        "provider",
+        "location",
+        "administrator",
+        "is_active",
+        "credential_prefix",
+        "last_seen_at",
+    ]
     list_filter = ["provider", "is_active"]
     search_fields = ["name", "location"]
     readonly_fields = ["credential_prefix", "credential_issued_at", "credential_revoked_at", "last_seen_at"]

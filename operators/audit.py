@@ -69,7 +69,9 @@ def verify_chain() -> list[str]:
                 # A gap alone is harmless (a rolled-back transaction consumes an id); a gap that
                 # also breaks the chain means the entries in it were deleted.
                 missing = f"{prev_id + 1}" if entry.id == prev_id + 2 else f"{prev_id + 1}-{entry.id - 1}"
-                problems.append(f"entry {missing}: deleted (entry {entry.id} no longer links to entry {prev_id})")
+                problems.append(
+                    f"entry {missing}: deleted (entry {entry.id} no longer links to entry {prev_id})"
+                )
             else:
                 problems.append(
                     f"entry {entry.id}: previous hash does not match entry {prev_id}"

@@ -2,6 +2,7 @@
 
 request.user is the terminal's administrator (the person accountable for the terminal, R2.3);
 request.auth is the Terminal. Agent views must still check the job's operator with check_scope."""
+
 from __future__ import annotations
 
 from typing import Any

@@ -11,10 +11,16 @@ from operators.permissions import R, card_aps_of_provider, is_jlis
 
 
 class PasswordForm(forms.Form):
-    username = forms.CharField(label=_("ユーザー名"), max_length=150,
-                               widget=forms.TextInput(attrs={"autocomplete": "username", "autofocus": True}))
-    password = forms.CharField(label=_("パスワード"), strip=False,
-                               widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}))
+    username = forms.CharField(
+        label=_("ユーザー名"),
+        max_length=150,
+        widget=forms.TextInput(attrs={"autocomplete": "username", "autofocus": True}),
+    )
+    password = forms.CharField(
+        label=_("パスワード"),
+        strip=False,
+        widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}),
+    )
 
 
 class CodeForm(forms.Form):
@@ -22,13 +28,17 @@ class CodeForm(forms.Form):
         label=_("確認コード"),
         max_length=16,
         help_text=_("認証アプリに表示される6桁の数字、またはバックアップコード"),
-        widget=forms.TextInput(attrs={"autocomplete": "one-time-code", "inputmode": "numeric", "autofocus": True}),
+        widget=forms.TextInput(
+            attrs={"autocomplete": "one-time-code", "inputmode": "numeric", "autofocus": True}
+        ),
     )
 
     def clean_code(self) -> str:
         code = "".join(self.cleaned_data["code"].split())
         if not code.isalnum():
-            raise ValidationError(_("確認コードは数字（またはバックアップコードの英数字）で入力してください。"))
+            raise ValidationError(
+                _("確認コードは数字（またはバックアップコードの英数字）で入力してください。")
+            )
         return code
 
 
@@ -38,7 +48,9 @@ def role_choices(actor: Any) -> list[tuple[str, str]]:
 
 class OperatorCreateForm(forms.Form):
     username = forms.RegexField(
-        label=_("ユーザー名"), max_length=150, regex=r"^[A-Za-z0-9_.@+-]+$",
+        label=_("ユーザー名"),
+        max_length=150,
+        regex=r"^[A-Za-z0-9_.@+-]+$",
         error_messages={"invalid": _("ユーザー名は半角英数字と _ . @ + - で入力してください。")},
     )
     last_name = forms.CharField(label=_("姓"), max_length=150)
@@ -48,7 +60,9 @@ class OperatorCreateForm(forms.Form):
 
     def __init__(self, *args: Any, actor: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["role"].choices = [c for c in role_choices(actor) if c[0] != R.JLIS_STAFF]
+        role = self.fields["role"]
+        assert isinstance(role, forms.ChoiceField)
+        role.choices = [c for c in role_choices(actor) if c[0] != R.JLIS_STAFF]
 
 
 class OperatorEditForm(forms.Form):
@@ -60,13 +74,20 @@ class OperatorEditForm(forms.Form):
 
     def __init__(self, *args: Any, actor: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["role"].choices = role_choices(actor)
+        role = self.fields["role"]
+        assert isinstance(role, forms.ChoiceField)
+        role.choices = role_choices(actor)
+
+
+class AdministratorChoiceField(forms.ModelChoiceField):
+    def label_from_instance(self, obj: Any) -> str:
+        return f"{obj.get_full_name() or obj.username}（{obj.get_role_display()}）"
 
 
 class TerminalForm(forms.Form):
     name = forms.CharField(label=_("端末名"), max_length=100)
     location = forms.CharField(label=_("設置場所"), max_length=200)
-    administrator = forms.ModelChoiceField(label=_("端末管理者"), queryset=Operator.objects.none())
+    administrator = AdministratorChoiceField(label=_("端末管理者"), queryset=Operator.objects.none())
     is_active = forms.BooleanField(label=_("有効"), required=False, initial=True)
 
     def __init__(self, *args: Any, provider_id: int, **kwargs: Any) -> None:
@@ -76,7 +97,6 @@ class TerminalForm(forms.Form):
         field.queryset = Operator.objects.filter(
             provider_id=provider_id, is_active=True, role__in=[R.TERMINAL_ADMIN, R.PROVIDER_ADMIN]
         ).order_by("username")
-        field.label_from_instance = lambda o: f"{o.get_full_name() or o.username}（{o.get_role_display()}）"
 
 
 class ScopeForm(forms.Form):
@@ -92,15 +112,22 @@ class ScopeForm(forms.Form):
             self.fields[f"{op}__terminals"] = forms.ModelMultipleChoiceField(
                 label=_("端末"), queryset=terminals, required=False, widget=forms.CheckboxSelectMultiple
             )
-            self.fields[f"{op}__all_card_aps"] = forms.BooleanField(label=_("すべてのカードAP"), required=False)
+            self.fields[f"{op}__all_card_aps"] = forms.BooleanField(
+                label=_("すべてのカードAP"), required=False
+            )
             self.fields[f"{op}__card_aps"] = forms.ModelMultipleChoiceField(
                 label=_("カードAP"), queryset=card_aps, required=False, widget=forms.CheckboxSelectMultiple
             )
 
     def blocks(self) -> list[dict[str, Any]]:
         return [
-            {"label": label, **{k: self[f"{op}__{k}"] for k in ("on", "all_terminals", "terminals",
-                                                               "all_card_aps", "card_aps")}}
+            {
+                "label": label,
+                **{
+                    k: self[f"{op}__{k}"]
+                    for k in ("on", "all_terminals", "terminals", "all_card_aps", "card_aps")
+                },
+            }
             for op, label in Operation.choices
         ]
 
@@ -129,10 +156,12 @@ class ScopeForm(forms.Form):
 
 
 class AuditSearchForm(forms.Form):
-    date_from = forms.DateField(label=_("開始日（日本時間）"), required=False,
-                                widget=forms.DateInput(attrs={"type": "date"}))
-    date_to = forms.DateField(label=_("終了日（日本時間）"), required=False,
-                              widget=forms.DateInput(attrs={"type": "date"}))
+    date_from = forms.DateField(
+        label=_("開始日（日本時間）"), required=False, widget=forms.DateInput(attrs={"type": "date"})
+    )
+    date_to = forms.DateField(
+        label=_("終了日（日本時間）"), required=False, widget=forms.DateInput(attrs={"type": "date"})
+    )
     actor = forms.CharField(label=_("実行者"), required=False, max_length=150)
     action = forms.CharField(label=_("操作"), required=False, max_length=64)
     text = forms.CharField(label=_("キーワード"), required=False, max_length=200)

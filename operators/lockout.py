@@ -2,6 +2,7 @@
 
 Counters live in the cache (Redis in production, shared by every web process) and expire on
 their own, so a lockout lifts without anyone touching it."""
+
 from __future__ import annotations
 
 import datetime as dt

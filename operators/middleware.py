@@ -1,6 +1,7 @@
 """Every page needs a signed-in operator verified by a second factor, except the sign-in steps
 and the paths in settings.LOGIN_EXEMPT_PREFIXES (health check, static files, token-authenticated
 APIs). Deny by default: a view that forgets a decorator is still protected."""
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -13,6 +14,7 @@ from django.http import HttpRequest, HttpResponse
 from django.utils.translation import gettext as _
 
 from operators.audit import record
+from operators.permissions import otp_verified
 
 
 class OTPRequiredMiddleware:
@@ -24,7 +26,7 @@ class OTPRequiredMiddleware:
         if any(path.startswith(prefix) for prefix in settings.LOGIN_EXEMPT_PREFIXES):
             return self.get_response(request)
         user = request.user
-        if user.is_authenticated and user.is_verified():  # type: ignore[union-attr]
+        if otp_verified(user):
             return self.get_response(request)
         if user.is_authenticated:
             # Signed in without a second factor (never through our sign-in pages): refuse.
@@ -34,6 +36,9 @@ class OTPRequiredMiddleware:
             # The browser still holds a session that the server has expired (inactivity).
             record(action="auth.session_expired", request=request, detail={"path": path[:200]})
             messages.warning(
-                request, _("一定時間操作がなかったため、セッションの有効期限が切れました。もう一度サインインしてください。")
+                request,
+                _(
+                    "一定時間操作がなかったため、セッションの有効期限が切れました。もう一度サインインしてください。"
+                ),
             )
         return redirect_to_login(request.get_full_path(), settings.LOGIN_URL)

@@ -126,7 +126,10 @@ class Terminal(models.Model):
     would slow every agent poll)."""
 
     provider = models.ForeignKey(
-        "cardap.Provider", on_delete=models.PROTECT, related_name="terminals", verbose_name=_("サービス提供者")
+        "cardap.Provider",
+        on_delete=models.PROTECT,
+        related_name="terminals",
+        verbose_name=_("サービス提供者"),
     )
     name = models.CharField(_("端末名"), max_length=100)
     location = models.CharField(_("設置場所"), max_length=200)
@@ -148,7 +151,9 @@ class Terminal(models.Model):
         verbose_name = _("端末")
         verbose_name_plural = _("端末")
         ordering = ["provider__name", "name"]
-        constraints = [models.UniqueConstraint(fields=["provider", "name"], name="unique_terminal_name_per_provider")]
+        constraints = [
+            models.UniqueConstraint(fields=["provider", "name"], name="unique_terminal_name_per_provider")
+        ]
 
     def __str__(self) -> str:
         return f"{self.name}（{self.location}）"
@@ -158,10 +163,16 @@ class Terminal(models.Model):
         admin = self.administrator if self.administrator_id else None
         if admin is not None and self.provider_id is not None:
             if admin.provider_id != self.provider_id:
-                raise ValidationError({"administrator": _("端末管理者は同じサービス提供者の操作者から選びます。")})
+                raise ValidationError(
+                    {"administrator": _("端末管理者は同じサービス提供者の操作者から選びます。")}
+                )
             if admin.role not in (Operator.Role.TERMINAL_ADMIN, Operator.Role.PROVIDER_ADMIN):
                 raise ValidationError(
-                    {"administrator": _("端末管理者には役割「端末管理者」または「提供者管理者」の人を選びます。")}
+                    {
+                        "administrator": _(
+                            "端末管理者には役割「端末管理者」または「提供者管理者」の人を選びます。"
+                        )
+                    }
                 )
 
     @property
@@ -175,18 +186,24 @@ class OperatorScope(models.Model):
     Nothing is allowed unless a row grants it; "all" flags cover the provider's terminals or card
     APs, including ones registered later."""
 
-    operator = models.ForeignKey(Operator, on_delete=models.CASCADE, related_name="scopes", verbose_name=_("操作者"))
+    operator = models.ForeignKey(
+        Operator, on_delete=models.CASCADE, related_name="scopes", verbose_name=_("操作者")
+    )
     operation = models.CharField(_("操作"), max_length=20, choices=Operation.choices)
     all_terminals = models.BooleanField(_("すべての端末"), default=False)
     terminals = models.ManyToManyField(Terminal, blank=True, related_name="scopes", verbose_name=_("端末"))
     all_card_aps = models.BooleanField(_("すべてのカードAP"), default=False)
-    card_aps = models.ManyToManyField("cardap.CardAP", blank=True, related_name="+", verbose_name=_("カードAP"))
+    card_aps = models.ManyToManyField(
+        "cardap.CardAP", blank=True, related_name="+", verbose_name=_("カードAP")
+    )
 
     class Meta:
         verbose_name = _("操作可能範囲")
         verbose_name_plural = _("操作可能範囲")
         ordering = ["operator__username", "operation"]
-        constraints = [models.UniqueConstraint(fields=["operator", "operation"], name="one_scope_per_operation")]
+        constraints = [
+            models.UniqueConstraint(fields=["operator", "operation"], name="one_scope_per_operation")
+        ]
 
     def __str__(self) -> str:
         return f"{self.operator.username}: {self.get_operation_display()}"

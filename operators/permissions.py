@@ -2,6 +2,7 @@
 
 Views, the agent endpoint and Celery tasks all call `check_scope` before touching a card; it
 raises PermissionDenied with a message an operator can act on."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -18,6 +19,12 @@ R = Operator.Role
 # Roles that may run card operations at all (within their scope). J-LIS staff administer the
 # system and auditors only read: neither operates on citizens' cards.
 OPERATING_ROLES = frozenset({R.OPERATOR, R.TERMINAL_ADMIN, R.PROVIDER_ADMIN})
+
+
+def otp_verified(user: Any) -> bool:
+    """Signed in and verified by a second factor in this session (django_otp's OTPMiddleware)."""
+    check = getattr(user, "is_verified", None)
+    return bool(getattr(user, "is_authenticated", False) and check is not None and check())
 
 
 def is_jlis(user: Any) -> bool:
@@ -81,7 +88,9 @@ def check_scope(
     provider = operator.provider
     assert provider is not None  # narrowed by provider_id above
     if provider.status != Provider.Status.LIVE:
-        raise PermissionDenied(_("サービス提供者「%(p)s」は運用中ではないため、カードの操作はできません。") % {"p": provider})
+        raise PermissionDenied(
+            _("サービス提供者「%(p)s」は運用中ではないため、カードの操作はできません。") % {"p": provider}
+        )
     label = Operation(operation).label
     scope = OperatorScope.objects.filter(operator=operator, operation=operation).first()
     if scope is None:
@@ -97,10 +106,13 @@ def check_scope(
             )
     if card_ap is not None:
         if not card_aps_of_provider(provider).filter(pk=card_ap.pk).exists():
-            raise PermissionDenied(_("カードAP「%(ap)s」はこのサービス提供者では扱えません。") % {"ap": card_ap.name})
+            raise PermissionDenied(
+                _("カードAP「%(ap)s」はこのサービス提供者では扱えません。") % {"ap": card_ap.name}
+            )
         if not scope.all_card_aps and not scope.card_aps.filter(pk=card_ap.pk).exists():
             raise PermissionDenied(
-                _("カードAP「%(ap)s」について「%(op)s」を行う権限がありません。") % {"ap": card_ap.name, "op": label}
+                _("カードAP「%(ap)s」について「%(op)s」を行う権限がありません。")
+                % {"ap": card_ap.name, "op": label}
             )
     return scope
 

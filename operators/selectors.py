@@ -1,4 +1,5 @@
 """Reads, always scoped to the caller: nobody sees another provider's people, terminals or log."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -37,7 +38,9 @@ def operators_for(user: Any) -> QuerySet[Operator]:
 def terminals_for(user: Any) -> QuerySet[Terminal]:
     if not user.is_authenticated:
         return Terminal.objects.none()
-    return Terminal.objects.filter(provider__in=providers_for(user)).select_related("administrator", "provider")
+    return Terminal.objects.filter(provider__in=providers_for(user)).select_related(
+        "administrator", "provider"
+    )
 
 
 def audit_entries_for(
@@ -65,7 +68,9 @@ def audit_entries_for(
         qs = qs.filter(action__startswith=action.strip())
     if text:
         t = text.strip()
-        qs = qs.filter(Q(target__icontains=t) | Q(detail__icontains=t) | Q(action__icontains=t) | Q(ip__startswith=t))
+        qs = qs.filter(
+            Q(target__icontains=t) | Q(detail__icontains=t) | Q(action__icontains=t) | Q(ip__startswith=t)
+        )
     return qs.order_by("-id")
 
 
@@ -87,7 +92,9 @@ def roster_for(user: Any, provider: Provider) -> list[RosterRow]:
         .prefetch_related(
             Prefetch(
                 "scopes",
-                queryset=OperatorScope.objects.prefetch_related("terminals", "card_aps").order_by("operation"),
+                queryset=OperatorScope.objects.prefetch_related("terminals", "card_aps").order_by(
+                    "operation"
+                ),
             ),
             Prefetch("administered_terminals", queryset=Terminal.objects.order_by("name")),
         )

@@ -1,5 +1,6 @@
 """Writes on operators, scopes and terminals. Each checks the actor's authority first (a refusal
 is audited and changes nothing), then writes and audits in one transaction."""
+
 from __future__ import annotations
 
 import hashlib
@@ -17,13 +18,15 @@ from django.utils.translation import gettext as _
 from cardap.models import CardAP
 from operators.audit import record
 from operators.models import Operation, Operator, OperatorScope, Terminal
-from operators.permissions import R, card_aps_of_provider, can_manage_provider, is_jlis
+from operators.permissions import R, can_manage_provider, card_aps_of_provider, is_jlis
 
 TOKEN_PREFIX = "cat_"  # "card AP terminal": makes a leaked token recognisable to secret scanners
 
 
 def _deny(*, actor: Operator, request: HttpRequest | None, action: str, target: str, message: str) -> None:
-    record(action="permission.denied", request=request, actor=actor, target=target, detail={"attempted": action})
+    record(
+        action="permission.denied", request=request, actor=actor, target=target, detail={"attempted": action}
+    )
     raise PermissionDenied(message)
 
 
@@ -44,7 +47,10 @@ def _ensure_role_allowed(*, actor: Operator, role: str, request: HttpRequest | N
         raise ValidationError({"role": _("不明な役割です。")})
     if role == R.JLIS_STAFF and not is_jlis(actor):
         _deny(
-            actor=actor, request=request, action="operator.role", target=target,
+            actor=actor,
+            request=request,
+            action="operator.role",
+            target=target,
             message=_("J-LIS職員のアカウントはJ-LIS職員だけが作成・変更できます。"),
         )
 
@@ -64,7 +70,9 @@ def create_operator(
     request: HttpRequest | None = None,
 ) -> tuple[Operator, str]:
     """Create an operator of `provider_id` with a generated initial password (returned, shown once)."""
-    ensure_can_manage(actor=actor, provider_id=provider_id, request=request, action="operator.create", target=username)
+    ensure_can_manage(
+        actor=actor, provider_id=provider_id, request=request, action="operator.create", target=username
+    )
     _ensure_role_allowed(actor=actor, role=role, request=request, target=username)
     if role == R.JLIS_STAFF:
         raise ValidationError({"role": _("J-LIS職員はサービス提供者に所属しません。")})
@@ -73,16 +81,24 @@ def create_operator(
     password = secrets.token_urlsafe(12)
     with transaction.atomic():
         user = Operator(
-            username=username, role=role, provider_id=provider_id,
-            last_name=last_name, first_name=first_name, email=email,
+            username=username,
+            role=role,
+            provider_id=provider_id,
+            last_name=last_name,
+            first_name=first_name,
+            email=email,
         )
         user.full_clean(exclude=["password"])
         validate_password(password, user)
         user.set_password(password)
         user.save()
         record(
-            action="operator.create", request=request, actor=actor, provider_id=provider_id,
-            target=user.username, detail={"role": role},
+            action="operator.create",
+            request=request,
+            actor=actor,
+            provider_id=provider_id,
+            target=user.username,
+            detail={"role": role},
         )
     return user, password
 
@@ -99,7 +115,10 @@ def update_operator(
     request: HttpRequest | None = None,
 ) -> Operator:
     ensure_can_manage(
-        actor=actor, provider_id=operator.provider_id, request=request, action="operator.update",
+        actor=actor,
+        provider_id=operator.provider_id,
+        request=request,
+        action="operator.update",
         target=operator.username,
     )
     if operator.role == R.JLIS_STAFF:
@@ -116,14 +135,19 @@ def update_operator(
         locked.save()
         if role not in (R.TERMINAL_ADMIN, R.PROVIDER_ADMIN) and locked.administered_terminals.exists():
             # A terminal's administrator must keep an administrator role (R2.3).
-            raise ValidationError(_("この人は端末管理者に指定されています。先に端末の管理者を変更してください。"))
+            raise ValidationError(
+                _("この人は端末管理者に指定されています。先に端末の管理者を変更してください。")
+            )
         if role == R.AUDITOR:
             locked.scopes.all().delete()
         after = {"role": role, "is_active": is_active}
         changes = {k: [before[k], after[k]] for k in before if before[k] != after[k]}
         record(
             action="operator.permission_change" if changes else "operator.update",
-            request=request, actor=actor, provider_id=locked.provider_id, target=locked.username,
+            request=request,
+            actor=actor,
+            provider_id=locked.provider_id,
+            target=locked.username,
             detail={"changes": changes},
         )
     return locked
@@ -131,15 +155,23 @@ def update_operator(
 
 def reset_password(*, actor: Operator, operator: Operator, request: HttpRequest | None = None) -> str:
     ensure_can_manage(
-        actor=actor, provider_id=operator.provider_id, request=request, action="operator.reset_password",
+        actor=actor,
+        provider_id=operator.provider_id,
+        request=request,
+        action="operator.reset_password",
         target=operator.username,
     )
     password = secrets.token_urlsafe(12)
     with transaction.atomic():
         operator.set_password(password)
         operator.save(update_fields=["password"])
-        record(action="operator.reset_password", request=request, actor=actor, target=operator.username,
-               provider_id=operator.provider_id)
+        record(
+            action="operator.reset_password",
+            request=request,
+            actor=actor,
+            target=operator.username,
+            provider_id=operator.provider_id,
+        )
     return password
 
 
@@ -149,14 +181,22 @@ def reset_authenticator(*, actor: Operator, operator: Operator, request: HttpReq
     from django_otp.plugins.otp_totp.models import TOTPDevice
 
     ensure_can_manage(
-        actor=actor, provider_id=operator.provider_id, request=request, action="operator.reset_otp",
+        actor=actor,
+        provider_id=operator.provider_id,
+        request=request,
+        action="operator.reset_otp",
         target=operator.username,
     )
     with transaction.atomic():
         TOTPDevice.objects.filter(user=operator).delete()
         StaticDevice.objects.filter(user=operator).delete()
-        record(action="operator.reset_otp", request=request, actor=actor, target=operator.username,
-               provider_id=operator.provider_id)
+        record(
+            action="operator.reset_otp",
+            request=request,
+            actor=actor,
+            target=operator.username,
+            provider_id=operator.provider_id,
+        )
 
 
 # --- scopes ------------------------------------------------------------------------------------
@@ -173,12 +213,17 @@ def set_scopes(
     {"all_terminals": bool, "terminals": [ids], "all_card_aps": bool, "card_aps": [ids]};
     operations absent from `grants` are revoked."""
     ensure_can_manage(
-        actor=actor, provider_id=operator.provider_id, request=request, action="scope.change",
+        actor=actor,
+        provider_id=operator.provider_id,
+        request=request,
+        action="scope.change",
         target=operator.username,
     )
     if operator.role not in (R.OPERATOR, R.TERMINAL_ADMIN, R.PROVIDER_ADMIN) and grants:
         raise ValidationError(_("この役割には操作可能範囲を設定できません。"))
-    own_terminals = set(Terminal.objects.filter(provider_id=operator.provider_id).values_list("pk", flat=True))
+    own_terminals = set(
+        Terminal.objects.filter(provider_id=operator.provider_id or 0).values_list("pk", flat=True)
+    )
     own_aps = set(card_aps_of_provider(operator.provider_id or 0).values_list("pk", flat=True))
     for op, grant in grants.items():
         if op not in Operation.values:
@@ -193,7 +238,8 @@ def set_scopes(
         result = []
         for op, grant in sorted(grants.items()):
             scope, _created = OperatorScope.objects.update_or_create(
-                operator=operator, operation=op,
+                operator=operator,
+                operation=op,
                 defaults={
                     "all_terminals": bool(grant.get("all_terminals")),
                     "all_card_aps": bool(grant.get("all_card_aps")),
@@ -205,8 +251,11 @@ def set_scopes(
         after = describe_scopes(operator)
         if before != after:
             record(
-                action="operator.permission_change", request=request, actor=actor,
-                provider_id=operator.provider_id, target=operator.username,
+                action="operator.permission_change",
+                request=request,
+                actor=actor,
+                provider_id=operator.provider_id,
+                target=operator.username,
                 detail={"scopes": {"before": before, "after": after}},
             )
     return result
@@ -235,14 +284,22 @@ def register_terminal(
     administrator: Operator,
     request: HttpRequest | None = None,
 ) -> Terminal:
-    ensure_can_manage(actor=actor, provider_id=provider_id, request=request, action="terminal.create", target=name)
+    ensure_can_manage(
+        actor=actor, provider_id=provider_id, request=request, action="terminal.create", target=name
+    )
     with transaction.atomic():
-        terminal = Terminal(provider_id=provider_id, name=name, location=location, administrator=administrator)
+        terminal = Terminal(
+            provider_id=provider_id, name=name, location=location, administrator=administrator
+        )
         terminal.full_clean()
         terminal.save()
         record(
-            action="terminal.create", request=request, actor=actor, provider_id=provider_id,
-            target=name, detail={"location": location, "administrator": administrator.username},
+            action="terminal.create",
+            request=request,
+            actor=actor,
+            provider_id=provider_id,
+            target=name,
+            detail={"location": location, "administrator": administrator.username},
         )
     return terminal
 
@@ -258,21 +315,40 @@ def update_terminal(
     request: HttpRequest | None = None,
 ) -> Terminal:
     ensure_can_manage(
-        actor=actor, provider_id=terminal.provider_id, request=request, action="terminal.update",
+        actor=actor,
+        provider_id=terminal.provider_id,
+        request=request,
+        action="terminal.update",
         target=terminal.name,
     )
-    before = {"name": terminal.name, "location": terminal.location,
-              "administrator": terminal.administrator.username, "is_active": terminal.is_active}
+    before = {
+        "name": terminal.name,
+        "location": terminal.location,
+        "administrator": terminal.administrator.username,
+        "is_active": terminal.is_active,
+    }
     with transaction.atomic():
         terminal.name, terminal.location, terminal.administrator, terminal.is_active = (
-            name, location, administrator, is_active,
+            name,
+            location,
+            administrator,
+            is_active,
         )
         terminal.full_clean()
         terminal.save()
-        after = {"name": name, "location": location, "administrator": administrator.username, "is_active": is_active}
+        after = {
+            "name": name,
+            "location": location,
+            "administrator": administrator.username,
+            "is_active": is_active,
+        }
         record(
-            action="terminal.update", request=request, actor=actor, provider_id=terminal.provider_id,
-            target=terminal.name, detail={"changes": {k: [before[k], after[k]] for k in before if before[k] != after[k]}},
+            action="terminal.update",
+            request=request,
+            actor=actor,
+            provider_id=terminal.provider_id,
+            target=terminal.name,
+            detail={"changes": {k: [before[k], after[k]] for k in before if before[k] != after[k]}},
         )
     return terminal
 
@@ -281,11 +357,16 @@ def _digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def issue_terminal_credential(*, actor: Operator, terminal: Terminal, request: HttpRequest | None = None) -> str:
+def issue_terminal_credential(
+    *, actor: Operator, terminal: Terminal, request: HttpRequest | None = None
+) -> str:
     """Issue (or rotate: the old one stops working at once) the terminal agent's credential.
     The returned token is shown once and never stored."""
     ensure_can_manage(
-        actor=actor, provider_id=terminal.provider_id, request=request, action="terminal.credential",
+        actor=actor,
+        provider_id=terminal.provider_id,
+        request=request,
+        action="terminal.credential",
         target=terminal.name,
     )
     prefix = secrets.token_hex(4)
@@ -296,19 +377,33 @@ def issue_terminal_credential(*, actor: Operator, terminal: Terminal, request: H
         terminal.credential_hash = _digest(token)
         terminal.credential_issued_at = timezone.now()
         terminal.credential_revoked_at = None
-        terminal.save(update_fields=["credential_prefix", "credential_hash", "credential_issued_at",
-                                     "credential_revoked_at"])
+        terminal.save(
+            update_fields=[
+                "credential_prefix",
+                "credential_hash",
+                "credential_issued_at",
+                "credential_revoked_at",
+            ]
+        )
         record(
             action="terminal.credential_rotate" if rotated else "terminal.credential_issue",
-            request=request, actor=actor, provider_id=terminal.provider_id, target=terminal.name,
+            request=request,
+            actor=actor,
+            provider_id=terminal.provider_id,
+            target=terminal.name,
             detail={"credential_id": prefix},
         )
     return token
 
 
-def revoke_terminal_credential(*, actor: Operator, terminal: Terminal, request: HttpRequest | None = None) -> None:
+def revoke_terminal_credential(
+    *, actor: Operator, terminal: Terminal, request: HttpRequest | None = None
+) -> None:
     ensure_can_manage(
-        actor=actor, provider_id=terminal.provider_id, request=request, action="terminal.credential_revoke",
+        actor=actor,
+        provider_id=terminal.provider_id,
+        request=request,
+        action="terminal.credential_revoke",
         target=terminal.name,
     )
     with transaction.atomic():
@@ -316,8 +411,12 @@ def revoke_terminal_credential(*, actor: Operator, terminal: Terminal, request: 
         terminal.credential_revoked_at = timezone.now()
         terminal.save(update_fields=["credential_hash", "credential_revoked_at"])
         record(
-            action="terminal.credential_revoke", request=request, actor=actor, provider_id=terminal.provider_id,
-            target=terminal.name, detail={"credential_id": terminal.credential_prefix},
+            action="terminal.credential_revoke",
+            request=request,
+            actor=actor,
+            provider_id=terminal.provider_id,
+            target=terminal.name,
+            detail={"credential_id": terminal.credential_prefix},
         )
 
 

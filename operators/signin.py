@@ -1,5 +1,6 @@
 """Two-step sign-in: password, then a one-time code (TOTP or a backup code); enrolment of the
 authenticator by QR code at first sign-in; re-authentication before sensitive actions."""
+
 from __future__ import annotations
 
 import time
@@ -34,6 +35,7 @@ from operators import lockout
 from operators.audit import client_ip, record
 from operators.forms import CodeForm, PasswordForm
 from operators.models import Operator
+from operators.permissions import otp_verified
 
 PRE_AUTH = "operators.pre_auth"  # user who passed the password step, awaiting the code
 NEXT = "operators.next"
@@ -42,8 +44,9 @@ BACKUP_CODES = 10
 
 
 def _safe_next(request: HttpRequest, url: str | None) -> str:
-    if url and url_has_allowed_host_and_scheme(url, allowed_hosts={request.get_host()},
-                                               require_https=request.is_secure()):
+    if url and url_has_allowed_host_and_scheme(
+        url, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
         return url
     return reverse(settings.LOGIN_REDIRECT_URL)
 
@@ -69,8 +72,12 @@ def _fail(request: HttpRequest, *, username: str, action: str, actor: Any = None
     record(action=action, request=request, actor=actor or username, detail={"username": username[:150]})
     newly = lockout.register_failure(username, ip)
     if newly:
-        record(action="auth.lockout", request=request, actor=actor or username,
-               detail={"username": username[:150], "subjects": newly})
+        record(
+            action="auth.lockout",
+            request=request,
+            actor=actor or username,
+            detail={"username": username[:150], "subjects": newly},
+        )
     until = lockout.locked_until(username, ip)
     return _lock_message(until) if until else None
 
@@ -78,7 +85,7 @@ def _fail(request: HttpRequest, *, username: str, action: str, actor: Any = None
 @never_cache
 @sensitive_post_parameters("password")
 def login_view(request: HttpRequest) -> HttpResponse:
-    if request.user.is_authenticated and request.user.is_verified():
+    if otp_verified(request.user):
         return redirect(_safe_next(request, request.GET.get("next")))
     form = PasswordForm(request.POST or None)
     error = None
@@ -86,7 +93,9 @@ def login_view(request: HttpRequest) -> HttpResponse:
         username = form.cleaned_data["username"].strip()
         until = lockout.locked_until(username, client_ip(request))
         if until:
-            record(action="auth.locked_attempt", request=request, actor=username, detail={"username": username})
+            record(
+                action="auth.locked_attempt", request=request, actor=username, detail={"username": username}
+            )
             error = _lock_message(until)
         else:
             user = authenticate(request, username=username, password=form.cleaned_data["password"])
@@ -97,13 +106,16 @@ def login_view(request: HttpRequest) -> HttpResponse:
             else:
                 request.session.cycle_key()
                 request.session[PRE_AUTH] = {"uid": user.pk, "backend": user.backend, "at": time.time()}
-                request.session[NEXT] = _safe_next(request, request.GET.get("next") or request.POST.get("next"))
+                request.session[NEXT] = _safe_next(
+                    request, request.GET.get("next") or request.POST.get("next")
+                )
                 record(action="auth.password_ok", request=request, actor=user)
                 if TOTPDevice.objects.filter(user=user, confirmed=True).exists():
                     return redirect("operators:otp")
                 return redirect("operators:enrol")
-    return render(request, "operators/login.html", {"form": form, "error": error,
-                                                    "next": request.GET.get("next", "")})
+    return render(
+        request, "operators/login.html", {"form": form, "error": error, "next": request.GET.get("next", "")}
+    )
 
 
 def _verify(user: Operator, code: str) -> tuple[Device | None, str | None]:
@@ -128,15 +140,21 @@ def _complete_sign_in(request: HttpRequest, user: Operator, device: Device, back
     lockout.clear(user.username)
     request.session.pop(PRE_AUTH, None)
     request.session[REAUTH_AT] = time.time()
-    record(action="auth.sign_in", request=request, actor=user,
-           detail={"factor": "backup_code" if isinstance(device, StaticDevice) else "totp"})
+    record(
+        action="auth.sign_in",
+        request=request,
+        actor=user,
+        detail={"factor": "backup_code" if isinstance(device, StaticDevice) else "totp"},
+    )
 
 
 def _code_step(request: HttpRequest, template: str, extra: dict[str, Any]) -> tuple[Any, Any, Any]:
     """Shared code checks; returns (user, form, response-or-None)."""
     user = _pending_user(request)
     if user is None:
-        messages.error(request, _("サインインの手続きが見つかりません。ユーザー名とパスワードから入力し直してください。"))
+        messages.error(
+            request, _("サインインの手続きが見つかりません。ユーザー名とパスワードから入力し直してください。")
+        )
         return None, None, redirect("operators:login")
     form = CodeForm(request.POST or None)
     return user, form, None
@@ -160,8 +178,12 @@ def otp_view(request: HttpRequest) -> HttpResponse:
             if device is not None:
                 _complete_sign_in(request, user, device, request.session[PRE_AUTH]["backend"])
                 return HttpResponseRedirect(request.session.pop(NEXT, None) or reverse("home"))
-            error = why or _fail(request, username=user.username, action="auth.otp_failed", actor=user) or _(
-                "確認コードが正しくないか、既に使用済みです。認証アプリの最新のコードを入力してください。"
+            error = (
+                why
+                or _fail(request, username=user.username, action="auth.otp_failed", actor=user)
+                or _(
+                    "確認コードが正しくないか、既に使用済みです。認証アプリの最新のコードを入力してください。"
+                )
             )
     return render(request, "operators/otp.html", {"form": form, "error": error, "pending": user})
 
@@ -208,10 +230,17 @@ def enrol_view(request: HttpRequest) -> HttpResponse:
                 "確認コードが正しくありません。認証アプリに表示されている最新のコードを入力してください。"
             )
     secret = b32encode(device.bin_key).decode()
-    return render(request, "operators/enrol.html", {
-        "form": form, "error": error, "qr_svg": _qr_svg(device.config_url),
-        "secret": " ".join(secret[i:i + 4] for i in range(0, len(secret), 4)), "pending": user,
-    })
+    return render(
+        request,
+        "operators/enrol.html",
+        {
+            "form": form,
+            "error": error,
+            "qr_svg": _qr_svg(device.config_url),
+            "secret": " ".join(secret[i : i + 4] for i in range(0, len(secret), 4)),
+            "pending": user,
+        },
+    )
 
 
 def reauth_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
@@ -244,8 +273,12 @@ def reauth_view(request: HttpRequest) -> HttpResponse:
                 request.session[REAUTH_AT] = time.time()
                 record(action="auth.reauth", request=request)
                 return redirect(_safe_next(request, request.GET.get("next")))
-            error = why or _fail(request, username=user.username, action="auth.reauth_failed", actor=user) or _(
-                "確認コードが正しくないか、既に使用済みです。認証アプリの最新のコードを入力してください。"
+            error = (
+                why
+                or _fail(request, username=user.username, action="auth.reauth_failed", actor=user)
+                or _(
+                    "確認コードが正しくないか、既に使用済みです。認証アプリの最新のコードを入力してください。"
+                )
             )
     return render(request, "operators/reauth.html", {"form": form, "error": error})
 

@@ -1,5 +1,6 @@
 """Provider-admin pages (operators, scopes, terminals, credentials), the roster and the audit log.
 Thin: permission checks and writes live in permissions/services, reads in selectors."""
+
 from __future__ import annotations
 
 import csv
@@ -39,7 +40,9 @@ def roles_required(*roles: str) -> Callable[[View], View]:
         @wraps(view)
         def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
             if getattr(request.user, "role", None) not in roles:
-                raise _refuse(request, _("この画面を利用する権限がありません。"), role=getattr(request.user, "role", ""))
+                raise _refuse(
+                    request, _("この画面を利用する権限がありません。"), role=getattr(request.user, "role", "")
+                )
             return view(request, *args, **kwargs)
 
         return wrapper
@@ -57,7 +60,9 @@ def _managed_operator(request: HttpRequest, pk: int) -> Operator:
     target = get_object_or_404(Operator, pk=pk)
     actor = _actor(request)
     if actor.role != R.JLIS_STAFF and target.provider_id != actor.provider_id:
-        raise _refuse(request, _("他のサービス提供者の操作者は表示・変更できません。"), target=target.username)
+        raise _refuse(
+            request, _("他のサービス提供者の操作者は表示・変更できません。"), target=target.username
+        )
     return target
 
 
@@ -72,11 +77,11 @@ def _managed_terminal(request: HttpRequest, pk: int) -> Terminal:
 def _form_errors(form: Any, exc: ValidationError) -> None:
     if hasattr(exc, "error_dict"):
         for field, errors in exc.error_dict.items():
-            for e in errors:
-                form.add_error(field if field in form.fields else None, e)
+            for error in errors:
+                form.add_error(field if field in form.fields else None, error)
     else:
-        for e in exc.messages:
-            form.add_error(None, e)
+        for message in exc.messages:
+            form.add_error(None, message)
 
 
 # --- operators ---------------------------------------------------------------------------------
@@ -133,8 +138,11 @@ def person_reset(request: HttpRequest, pk: int) -> HttpResponse:
     person = _managed_operator(request, pk)
     if request.POST.get("what") == "otp":
         services.reset_authenticator(actor=_actor(request), operator=person, request=request)
-        messages.success(request, _("「%(u)s」の認証アプリを解除しました。次回サインイン時に再登録します。")
-                         % {"u": person.username})
+        messages.success(
+            request,
+            _("「%(u)s」の認証アプリを解除しました。次回サインイン時に再登録します。")
+            % {"u": person.username},
+        )
         return redirect("operators:person_edit", pk=person.pk)
     password = services.reset_password(actor=_actor(request), operator=person, request=request)
     return render(request, "operators/person_password.html", {"person": person, "password": password})
@@ -145,7 +153,9 @@ def person_reset(request: HttpRequest, pk: int) -> HttpResponse:
 @never_cache
 def person_scopes(request: HttpRequest, pk: int) -> HttpResponse:
     person = _managed_operator(request, pk)
-    form = ScopeForm(request.POST or None, provider_id=person.provider_id or 0, initial=ScopeForm.initial_from(person))
+    form = ScopeForm(
+        request.POST or None, provider_id=person.provider_id or 0, initial=ScopeForm.initial_from(person)
+    )
     if request.method == "POST" and form.is_valid():
         try:
             services.set_scopes(actor=_actor(request), operator=person, grants=form.grants(), request=request)
@@ -175,8 +185,12 @@ def terminal_create(request: HttpRequest) -> HttpResponse:
         data = form.cleaned_data
         try:
             services.register_terminal(
-                actor=actor, provider_id=actor.provider_id or 0, name=data["name"], location=data["location"],
-                administrator=data["administrator"], request=request,
+                actor=actor,
+                provider_id=actor.provider_id or 0,
+                name=data["name"],
+                location=data["location"],
+                administrator=data["administrator"],
+                request=request,
             )
         except ValidationError as exc:
             _form_errors(form, exc)
@@ -190,12 +204,18 @@ def terminal_create(request: HttpRequest) -> HttpResponse:
 @never_cache
 def terminal_edit(request: HttpRequest, pk: int) -> HttpResponse:
     terminal = _managed_terminal(request, pk)
-    initial = {"name": terminal.name, "location": terminal.location, "administrator": terminal.administrator,
-               "is_active": terminal.is_active}
+    initial = {
+        "name": terminal.name,
+        "location": terminal.location,
+        "administrator": terminal.administrator,
+        "is_active": terminal.is_active,
+    }
     form = TerminalForm(request.POST or None, initial=initial, provider_id=terminal.provider_id)
     if request.method == "POST" and form.is_valid():
         try:
-            services.update_terminal(actor=_actor(request), terminal=terminal, request=request, **form.cleaned_data)
+            services.update_terminal(
+                actor=_actor(request), terminal=terminal, request=request, **form.cleaned_data
+            )
         except ValidationError as exc:
             _form_errors(form, exc)
         else:
@@ -245,15 +265,27 @@ def _roster_provider(request: HttpRequest) -> Provider:
 def roster(request: HttpRequest) -> HttpResponse:
     provider = _roster_provider(request)
     rows = selectors.roster_for(request.user, provider)
-    return render(request, "operators/roster.html", {
-        "provider": provider, "rows": rows, "providers": selectors.providers_for(request.user),
-        "now": timezone.now(),
-    })
+    return render(
+        request,
+        "operators/roster.html",
+        {
+            "provider": provider,
+            "rows": rows,
+            "providers": selectors.providers_for(request.user),
+            "now": timezone.now(),
+        },
+    )
 
 
 def _scope_text(scope: Any) -> str:
-    terminals = _("すべての端末") if scope.all_terminals else "・".join(t.name for t in scope.terminals.all()) or "-"
-    aps = _("すべてのカードAP") if scope.all_card_aps else "・".join(a.name for a in scope.card_aps.all()) or "-"
+    terminals = (
+        _("すべての端末") if scope.all_terminals else "・".join(t.name for t in scope.terminals.all()) or "-"
+    )
+    aps = (
+        _("すべてのカードAP")
+        if scope.all_card_aps
+        else "・".join(a.name for a in scope.card_aps.all()) or "-"
+    )
     return f"{scope.get_operation_display()}［{terminals}／{aps}］"
 
 
@@ -274,18 +306,33 @@ def _csv_response(rows: list[list[str]], filename: str, encoding: str) -> HttpRe
 def roster_csv(request: HttpRequest) -> HttpResponse:
     provider = _roster_provider(request)
     rows = selectors.roster_for(request.user, provider)
-    table = [[_("サービス提供者"), _("ユーザー名"), _("氏名"), _("役割"), _("有効"), _("操作可能範囲"),
-              _("担当端末（端末管理者）"), _("最終サインイン（日本時間）")]]
+    table = [
+        [
+            _("サービス提供者"),
+            _("ユーザー名"),
+            _("氏名"),
+            _("役割"),
+            _("有効"),
+            _("操作可能範囲"),
+            _("担当端末（端末管理者）"),
+            _("最終サインイン（日本時間）"),
+        ]
+    ]
     for row in rows:
         person = row.operator
         last = timezone.localtime(person.last_login).strftime("%Y-%m-%d %H:%M") if person.last_login else ""
-        table.append([
-            provider.name, person.username, person.get_full_name(), str(person.get_role_display()),
-            _("有効") if person.is_active else _("無効"),
-            " ".join(_scope_text(s) for s in row.scopes),
-            "・".join(f"{t.name}（{t.location}）" for t in row.administered),
-            last,
-        ])
+        table.append(
+            [
+                provider.name,
+                person.username,
+                person.get_full_name(),
+                str(person.get_role_display()),
+                _("有効") if person.is_active else _("無効"),
+                " ".join(_scope_text(s) for s in row.scopes),
+                "・".join(f"{t.name}（{t.location}）" for t in row.administered),
+                last,
+            ]
+        )
     record(action="roster.export", request=request, target=provider.name)
     encoding = "cp932" if request.GET.get("encoding") == "cp932" else "utf-8"
     stamp = timezone.localdate().strftime("%Y%m%d")
@@ -313,16 +360,35 @@ def audit_log(request: HttpRequest) -> HttpResponse:
 
 def audit_csv(request: HttpRequest) -> HttpResponse:
     form, entries = _audit_query(request)
-    table = [[_("番号"), _("日時（日本時間）"), _("実行者"), _("提供者ID"), _("操作"), _("接続元"), _("対象"),
-              _("詳細"), _("ハッシュ")]]
+    table = [
+        [
+            _("番号"),
+            _("日時（日本時間）"),
+            _("実行者"),
+            _("提供者ID"),
+            _("操作"),
+            _("接続元"),
+            _("対象"),
+            _("詳細"),
+            _("ハッシュ"),
+        ]
+    ]
     import json
 
     for e in entries.iterator(chunk_size=2000):
-        table.append([
-            str(e.id), timezone.localtime(e.at).strftime("%Y-%m-%d %H:%M:%S"), e.actor,
-            "" if e.provider_id_snapshot is None else str(e.provider_id_snapshot), e.action, e.ip or "",
-            e.target, json.dumps(e.detail, ensure_ascii=False, sort_keys=True), e.hash,
-        ])
+        table.append(
+            [
+                str(e.id),
+                timezone.localtime(e.at).strftime("%Y-%m-%d %H:%M:%S"),
+                e.actor,
+                "" if e.provider_id_snapshot is None else str(e.provider_id_snapshot),
+                e.action,
+                e.ip or "",
+                e.target,
+                json.dumps(e.detail, ensure_ascii=False, sort_keys=True),
+                e.hash,
+            ]
+        )
     record(action="audit.export", request=request, detail={"rows": len(table) - 1})
     encoding = "cp932" if request.GET.get("encoding") == "cp932" else "utf-8"
     return _csv_response(table, f"audit-{timezone.localdate():%Y%m%d}.csv", encoding)

@@ -1,4 +1,5 @@
 """Helpers for the sign-in tests: an independent RFC 6238 TOTP (hmac + struct, not django-otp)."""
+
 from __future__ import annotations
 
 import hashlib
@@ -15,8 +16,8 @@ def rfc6238(key: bytes, at: float, *, step: int = 30, digits: int = 6) -> str:
     counter = struct.pack(">Q", int(at) // step)
     mac = hmac.new(key, counter, hashlib.sha1).digest()
     offset = mac[-1] & 0x0F
-    value = struct.unpack(">I", mac[offset:offset + 4])[0] & 0x7FFFFFFF
-    return f"{value % 10 ** digits:0{digits}d}"
+    value = struct.unpack(">I", mac[offset : offset + 4])[0] & 0x7FFFFFFF
+    return f"{value % 10**digits:0{digits}d}"
 
 
 def code_for(user, at: float | None = None) -> str:
@@ -30,5 +31,3 @@ def fresh_cache():
     cache.clear()
     yield
     cache.clear()
-
-

@@ -1,5 +1,6 @@
 """docker-compose.yml and the Dockerfile only run what exists in this project (no Docker engine
 here, so the file is checked statically), and `check --deploy` passes under production settings."""
+
 from __future__ import annotations
 
 import ast
@@ -30,9 +31,10 @@ def settings_env_vars() -> set[str]:
     tree = ast.parse((ROOT / "cardap" / "settings.py").read_text())
     names = set()
     for node in ast.walk(tree):
-        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id.startswith("env_"):
-            if node.args and isinstance(node.args[0], ast.Constant):
-                names.add(node.args[0].value)
+        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)):
+            continue
+        if node.func.id.startswith("env_") and node.args and isinstance(node.args[0], ast.Constant):
+            names.add(node.args[0].value)
     return names
 
 
@@ -42,7 +44,9 @@ def argv(command) -> list[str]:
 
 def check_command(args: list[str]) -> None:
     exe = args[0]
-    assert shutil.which(exe, path=str(Path(sys.executable).parent)) or shutil.which(exe), f"{exe} not installed"
+    assert shutil.which(exe, path=str(Path(sys.executable).parent)) or shutil.which(exe), (
+        f"{exe} not installed"
+    )
     if exe == "python":
         assert args[1] == "manage.py" and (ROOT / "manage.py").exists()
         assert args[2] in get_commands(), f"manage.py {args[2]} does not exist"
@@ -101,7 +105,10 @@ def test_environment_is_what_settings_read():
 
 def test_app_services_use_postgres_and_redis_services():
     env = COMPOSE["services"]["web"]["environment"]
-    assert urlparse(env["DATABASE_URL"].replace("${POSTGRES_PASSWORD:?set POSTGRES_PASSWORD}", "x")).hostname == "db"
+    assert (
+        urlparse(env["DATABASE_URL"].replace("${POSTGRES_PASSWORD:?set POSTGRES_PASSWORD}", "x")).hostname
+        == "db"
+    )
     assert urlparse(env["REDIS_URL"]).hostname == "redis"
 
 
@@ -119,15 +126,26 @@ def test_check_deploy_passes_under_production_settings(tmp_path):
     env.pop("REDIS_URL", None)
     done = subprocess.run(
         [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=60,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert done.returncode == 0, done.stderr + done.stdout
     assert "no issues" in done.stdout
 
 
 def test_production_refuses_a_short_secret_key(tmp_path):
-    env = {**os.environ, "CARDAP_DEMO": "0", "DEBUG": "0", "SECRET_KEY": "short", "KEYSTORE_KEY": "x",
-           "CARDAP_VAR_DIR": str(tmp_path)}
-    done = subprocess.run([sys.executable, "manage.py", "check"], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=60)
+    env = {
+        **os.environ,
+        "CARDAP_DEMO": "0",
+        "DEBUG": "0",
+        "SECRET_KEY": "short",
+        "KEYSTORE_KEY": "x",
+        "CARDAP_VAR_DIR": str(tmp_path),
+    }
+    done = subprocess.run(
+        [sys.executable, "manage.py", "check"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+    )
     assert done.returncode != 0 and "SECRET_KEY must be at least 50 characters" in done.stderr

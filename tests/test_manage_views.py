@@ -1,5 +1,6 @@
 """Provider-admin pages: allowed role, forbidden role, other provider for each; refusals are
 clear, audited and change nothing."""
+
 from __future__ import annotations
 
 import pytest
@@ -13,7 +14,9 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def city_terminal(world):
-    return Terminal.objects.create(provider=world.city, name="窓口1", location="1F", administrator=world.city_admin)
+    return Terminal.objects.create(
+        provider=world.city, name="窓口1", location="1F", administrator=world.city_admin
+    )
 
 
 def denied(response, text):
@@ -49,8 +52,10 @@ def test_forbidden_message_in_english(world, login):
 
 
 def test_provider_admin_creates_operator_in_own_provider(world, login):
-    response = login(world.city_admin).post("/accounts/people/new/", {
-        "username": "city_new", "last_name": "新人", "first_name": "一", "email": "", "role": "operator"})
+    response = login(world.city_admin).post(
+        "/accounts/people/new/",
+        {"username": "city_new", "last_name": "新人", "first_name": "一", "email": "", "role": "operator"},
+    )
     assert response.status_code == 200
     new = Operator.objects.get(username="city_new")
     assert new.provider == world.city and new.role == "operator"
@@ -60,8 +65,9 @@ def test_provider_admin_creates_operator_in_own_provider(world, login):
 
 
 def test_provider_admin_cannot_create_jlis_staff(world, login):
-    response = login(world.city_admin).post("/accounts/people/new/", {
-        "username": "fake_jlis", "last_name": "偽", "role": "jlis_staff"})
+    response = login(world.city_admin).post(
+        "/accounts/people/new/", {"username": "fake_jlis", "last_name": "偽", "role": "jlis_staff"}
+    )
     assert response.status_code == 200
     assert "正しく選択してください" in response.content.decode()
     assert not Operator.objects.filter(username="fake_jlis").exists()
@@ -73,20 +79,27 @@ def test_service_refuses_jlis_staff_creation_and_audits(world):
     from operators import services
 
     with pytest.raises(PermissionDenied, match="J-LIS職員のアカウントはJ-LIS職員だけ"):
-        services.create_operator(actor=world.city_admin, provider_id=world.city.pk, username="x", role="jlis_staff")
+        services.create_operator(
+            actor=world.city_admin, provider_id=world.city.pk, username="x", role="jlis_staff"
+        )
     assert last_action() == "permission.denied"
     assert not Operator.objects.filter(username="x").exists()
 
 
 def test_create_forbidden_for_operator(world, login):
-    denied(login(world.city_operator).post("/accounts/people/new/", {"username": "x", "last_name": "x",
-                                                                     "role": "operator"}), "権限がありません")
+    denied(
+        login(world.city_operator).post(
+            "/accounts/people/new/", {"username": "x", "last_name": "x", "role": "operator"}
+        ),
+        "権限がありません",
+    )
     assert not Operator.objects.filter(username="x").exists()
 
 
 def test_duplicate_username_is_a_clear_error(world, login):
-    response = login(world.city_admin).post("/accounts/people/new/", {
-        "username": "shop_op", "last_name": "重複", "role": "operator"})
+    response = login(world.city_admin).post(
+        "/accounts/people/new/", {"username": "shop_op", "last_name": "重複", "role": "operator"}
+    )
     assert "このユーザー名は既に使われています" in response.content.decode()
 
 
@@ -94,8 +107,10 @@ def test_duplicate_username_is_a_clear_error(world, login):
 
 
 def test_role_change_is_audited_as_permission_change(world, login):
-    response = login(world.city_admin).post(f"/accounts/people/{world.city_operator.pk}/", {
-        "last_name": "窓口", "first_name": "", "email": "", "role": "terminal_admin", "is_active": "on"})
+    response = login(world.city_admin).post(
+        f"/accounts/people/{world.city_operator.pk}/",
+        {"last_name": "窓口", "first_name": "", "email": "", "role": "terminal_admin", "is_active": "on"},
+    )
     assert response.status_code == 302
     world.city_operator.refresh_from_db()
     assert world.city_operator.role == "terminal_admin"
@@ -106,9 +121,17 @@ def test_role_change_is_audited_as_permission_change(world, login):
 def test_other_provider_admin_cannot_edit(world, login):
     before = Operator.objects.values().get(pk=world.city_operator.pk)
     client = login(world.shop_admin)
-    denied(client.get(f"/accounts/people/{world.city_operator.pk}/"), "他のサービス提供者の操作者は表示・変更できません")
-    denied(client.post(f"/accounts/people/{world.city_operator.pk}/", {
-        "last_name": "乗っ取り", "role": "provider_admin", "is_active": "on"}), "他のサービス提供者の操作者")
+    denied(
+        client.get(f"/accounts/people/{world.city_operator.pk}/"),
+        "他のサービス提供者の操作者は表示・変更できません",
+    )
+    denied(
+        client.post(
+            f"/accounts/people/{world.city_operator.pk}/",
+            {"last_name": "乗っ取り", "role": "provider_admin", "is_active": "on"},
+        ),
+        "他のサービス提供者の操作者",
+    )
     assert Operator.objects.values().get(pk=world.city_operator.pk) == before
     entry = AuditEntry.objects.filter(action="permission.denied").last()
     assert entry.actor == "shop_admin" and entry.detail == {"target": "city_op"}
@@ -117,8 +140,10 @@ def test_other_provider_admin_cannot_edit(world, login):
 def test_other_provider_message_in_english(world, login):
     client = login(world.shop_admin)
     client.cookies[settings.LANGUAGE_COOKIE_NAME] = "en"
-    denied(client.get(f"/accounts/people/{world.city_operator.pk}/"),
-           "You cannot view or change operators of another service provider.")
+    denied(
+        client.get(f"/accounts/people/{world.city_operator.pk}/"),
+        "You cannot view or change operators of another service provider.",
+    )
 
 
 def test_edit_forbidden_for_operator(world, login):
@@ -126,8 +151,9 @@ def test_edit_forbidden_for_operator(world, login):
 
 
 def test_admin_cannot_demote_self(world, login):
-    response = login(world.city_admin).post(f"/accounts/people/{world.city_admin.pk}/", {
-        "last_name": "x", "role": "operator", "is_active": "on"})
+    response = login(world.city_admin).post(
+        f"/accounts/people/{world.city_admin.pk}/", {"last_name": "x", "role": "operator", "is_active": "on"}
+    )
     assert "自分自身の役割変更" in response.content.decode()
     world.city_admin.refresh_from_db()
     assert world.city_admin.role == "provider_admin"
@@ -137,8 +163,9 @@ def test_cannot_demote_a_terminal_administrator(world, login, city_terminal):
     other_admin = Operator.objects.create_user("city_admin2", role="provider_admin", provider=world.city)
     city_terminal.administrator = other_admin
     city_terminal.save()
-    response = login(world.city_admin).post(f"/accounts/people/{other_admin.pk}/", {
-        "last_name": "x", "role": "operator", "is_active": "on"})
+    response = login(world.city_admin).post(
+        f"/accounts/people/{other_admin.pk}/", {"last_name": "x", "role": "operator", "is_active": "on"}
+    )
     assert "端末管理者に指定されています" in response.content.decode()
     other_admin.refresh_from_db()
     assert other_admin.role == "provider_admin"
@@ -149,7 +176,9 @@ def test_cannot_demote_a_terminal_administrator(world, login, city_terminal):
 
 def test_password_and_otp_reset(world, login):
     client = login(world.city_admin)
-    body = client.post(f"/accounts/people/{world.city_operator.pk}/reset/", {"what": "password"}).content.decode()
+    body = client.post(
+        f"/accounts/people/{world.city_operator.pk}/reset/", {"what": "password"}
+    ).content.decode()
     password = body.split('data-testid="initial-password">')[1].split("<")[0]
     world.city_operator.refresh_from_db()
     assert world.city_operator.check_password(password)
@@ -157,13 +186,19 @@ def test_password_and_otp_reset(world, login):
     from django_otp.plugins.otp_totp.models import TOTPDevice
 
     assert not TOTPDevice.objects.filter(user=world.city_operator).exists()
-    assert {"operator.reset_password", "operator.reset_otp"} <= set(AuditEntry.objects.values_list("action", flat=True))
+    assert {"operator.reset_password", "operator.reset_otp"} <= set(
+        AuditEntry.objects.values_list("action", flat=True)
+    )
 
 
 def test_reset_by_other_provider_refused(world, login):
     old = world.city_operator.password
-    denied(login(world.shop_admin).post(f"/accounts/people/{world.city_operator.pk}/reset/", {"what": "password"}),
-           "他のサービス提供者")
+    denied(
+        login(world.shop_admin).post(
+            f"/accounts/people/{world.city_operator.pk}/reset/", {"what": "password"}
+        ),
+        "他のサービス提供者",
+    )
     world.city_operator.refresh_from_db()
     assert world.city_operator.password == old
 
@@ -174,9 +209,16 @@ def test_reset_by_other_provider_refused(world, login):
 def test_scope_page_sets_scopes(world, login, city_terminal):
     client = login(world.city_admin)
     assert client.get(f"/accounts/people/{world.city_operator.pk}/scopes/").status_code == 200
-    response = client.post(f"/accounts/people/{world.city_operator.pk}/scopes/", {
-        "load__on": "on", "load__terminals": [city_terminal.pk], "load__all_card_aps": "on",
-        "diagnose__on": "on", "diagnose__all_terminals": "on"})
+    response = client.post(
+        f"/accounts/people/{world.city_operator.pk}/scopes/",
+        {
+            "load__on": "on",
+            "load__terminals": [city_terminal.pk],
+            "load__all_card_aps": "on",
+            "diagnose__on": "on",
+            "diagnose__all_terminals": "on",
+        },
+    )
     assert response.status_code == 302
     scopes = {s.operation: s for s in world.city_operator.scopes.all()}
     assert set(scopes) == {"load", "diagnose"}
@@ -185,17 +227,27 @@ def test_scope_page_sets_scopes(world, login, city_terminal):
 
 
 def test_scope_page_refuses_foreign_terminal(world, login):
-    shop_terminal = Terminal.objects.create(provider=world.shop, name="S", location="L", administrator=world.shop_admin)
-    response = login(world.city_admin).post(f"/accounts/people/{world.city_operator.pk}/scopes/", {
-        "load__on": "on", "load__terminals": [shop_terminal.pk]})
+    shop_terminal = Terminal.objects.create(
+        provider=world.shop, name="S", location="L", administrator=world.shop_admin
+    )
+    response = login(world.city_admin).post(
+        f"/accounts/people/{world.city_operator.pk}/scopes/",
+        {"load__on": "on", "load__terminals": [shop_terminal.pk]},
+    )
     assert response.status_code == 200 and "正しく選択してください" in response.content.decode()
     assert not OperatorScope.objects.exists()
 
 
 def test_scope_page_other_provider_and_forbidden_role(world, login):
     path = f"/accounts/people/{world.city_operator.pk}/scopes/"
-    denied(login(world.shop_admin).post(path, {"load__on": "on", "load__all_terminals": "on"}), "他のサービス提供者")
-    denied(login(world.city_operator).post(path, {"load__on": "on", "load__all_terminals": "on"}), "権限がありません")
+    denied(
+        login(world.shop_admin).post(path, {"load__on": "on", "load__all_terminals": "on"}),
+        "他のサービス提供者",
+    )
+    denied(
+        login(world.city_operator).post(path, {"load__on": "on", "load__all_terminals": "on"}),
+        "権限がありません",
+    )
     assert not OperatorScope.objects.exists()
 
 
@@ -204,13 +256,17 @@ def test_scope_page_other_provider_and_forbidden_role(world, login):
 
 def test_terminal_pages_for_provider_admin(world, login):
     client = login(world.city_admin)
-    response = client.post("/accounts/terminals/new/", {"name": "窓口2", "location": "2F",
-                                                        "administrator": world.city_admin.pk, "is_active": "on"})
+    response = client.post(
+        "/accounts/terminals/new/",
+        {"name": "窓口2", "location": "2F", "administrator": world.city_admin.pk, "is_active": "on"},
+    )
     assert response.status_code == 302
     terminal = Terminal.objects.get(name="窓口2")
     assert terminal.provider == world.city
-    response = client.post(f"/accounts/terminals/{terminal.pk}/", {
-        "name": "窓口2", "location": "3F", "administrator": world.city_admin.pk, "is_active": "on"})
+    response = client.post(
+        f"/accounts/terminals/{terminal.pk}/",
+        {"name": "窓口2", "location": "3F", "administrator": world.city_admin.pk, "is_active": "on"},
+    )
     assert response.status_code == 302
     terminal.refresh_from_db()
     assert terminal.location == "3F"
@@ -227,13 +283,17 @@ def test_terminal_pages_for_provider_admin(world, login):
 
 def test_terminal_admin_sees_terminals_but_cannot_change(world, login, city_terminal):
     term_admin = Operator.objects.create_user("city_term", role="terminal_admin", provider=world.city)
-    from tests.conftest import make_operator  # noqa: F401  (device creation below mirrors it)
     from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    from tests.conftest import make_operator  # noqa: F401  (device creation below mirrors it)
 
     TOTPDevice.objects.create(user=term_admin, name="d", confirmed=True)
     client = login(term_admin)
     assert "窓口1" in client.get("/accounts/terminals/").content.decode()
-    denied(client.post(f"/accounts/terminals/{city_terminal.pk}/credential/", {"action": "issue"}), "権限がありません")
+    denied(
+        client.post(f"/accounts/terminals/{city_terminal.pk}/credential/", {"action": "issue"}),
+        "権限がありません",
+    )
     city_terminal.refresh_from_db()
     assert city_terminal.credential_hash is None
 
@@ -243,13 +303,16 @@ def test_terminal_pages_forbidden_and_other_provider(world, login, city_terminal
     client = login(world.shop_admin)
     assert "窓口1" not in client.get("/accounts/terminals/").content.decode()
     denied(client.get(f"/accounts/terminals/{city_terminal.pk}/"), "他のサービス提供者の端末")
-    denied(client.post(f"/accounts/terminals/{city_terminal.pk}/credential/", {"action": "issue"}),
-           "他のサービス提供者の端末")
+    denied(
+        client.post(f"/accounts/terminals/{city_terminal.pk}/credential/", {"action": "issue"}),
+        "他のサービス提供者の端末",
+    )
     city_terminal.refresh_from_db()
     assert city_terminal.credential_hash is None
     # Choosing another provider's person as administrator is refused by the form.
-    response = client.post("/accounts/terminals/new/", {"name": "x", "location": "y",
-                                                         "administrator": world.city_admin.pk})
+    response = client.post(
+        "/accounts/terminals/new/", {"name": "x", "location": "y", "administrator": world.city_admin.pk}
+    )
     assert "正しく選択してください" in response.content.decode()
     assert not Terminal.objects.filter(name="x").exists()
 
@@ -261,7 +324,11 @@ def test_terminal_pages_forbidden_and_other_provider(world, login, city_terminal
     "who, present, absent",
     [
         ("jlis", ["/admin/", "/accounts/audit/", "/accounts/roster/"], ["/accounts/people/"]),
-        ("city_admin", ["/accounts/people/", "/accounts/terminals/", "/accounts/roster/"], ["/accounts/audit/", "/admin/"]),
+        (
+            "city_admin",
+            ["/accounts/people/", "/accounts/terminals/", "/accounts/roster/"],
+            ["/accounts/audit/", "/admin/"],
+        ),
         ("city_operator", [], ["/accounts/people/", "/accounts/audit/", "/accounts/roster/", "/admin/"]),
         ("auditor", ["/accounts/audit/", "/accounts/roster/"], ["/accounts/people/", "/admin/"]),
     ],

@@ -1,4 +1,5 @@
 """Roster (名簿, R2.3) page and CSV; audit log search, export and chain verification."""
+
 from __future__ import annotations
 
 import csv
@@ -23,12 +24,16 @@ JST = ZoneInfo("Asia/Tokyo")
 
 @pytest.fixture
 def staffed(world):
-    term_admin = Operator.objects.create_user("city_term", role="terminal_admin", provider=world.city,
-                                              last_name="端末", first_name="五郎")
+    term_admin = Operator.objects.create_user(
+        "city_term", role="terminal_admin", provider=world.city, last_name="端末", first_name="五郎"
+    )
     TOTPDevice.objects.create(user=term_admin, name="d", confirmed=True)
-    Terminal.objects.create(provider=world.city, name="窓口端末1", location="本庁舎1階", administrator=term_admin)
-    scope = OperatorScope.objects.create(operator=world.city_operator, operation=Operation.LOAD, all_terminals=True,
-                                         all_card_aps=True)
+    Terminal.objects.create(
+        provider=world.city, name="窓口端末1", location="本庁舎1階", administrator=term_admin
+    )
+    scope = OperatorScope.objects.create(
+        operator=world.city_operator, operation=Operation.LOAD, all_terminals=True, all_card_aps=True
+    )
     world.city_operator.last_name, world.city_operator.first_name = "窓口", "一郎"
     world.city_operator.save()
     return term_admin, scope
@@ -84,7 +89,10 @@ def test_roster_forbidden_role(world, login):
 
 def test_roster_of_other_provider_refused(world, login, staffed):
     response = login(world.shop_admin).get(f"/accounts/roster.csv?provider={world.city.pk}")
-    assert response.status_code == 403 and "他のサービス提供者の名簿は閲覧できません" in response.content.decode()
+    assert (
+        response.status_code == 403
+        and "他のサービス提供者の名簿は閲覧できません" in response.content.decode()
+    )
     assert AuditEntry.objects.filter(action="permission.denied", actor="shop_admin").exists()
     assert not AuditEntry.objects.filter(action="roster.export").exists()
 
@@ -97,9 +105,15 @@ def history(world):
     with time_machine.travel(dt.datetime(2026, 4, 1, 23, 30, tzinfo=JST), tick=False):
         record(action="auth.sign_in", actor=world.city_operator, ip="192.0.2.1")
     with time_machine.travel(dt.datetime(2026, 4, 2, 0, 30, tzinfo=JST), tick=False):  # 2026-04-01 15:30 UTC
-        record(action="auth.password_failed", actor="mallory", detail={"username": "mallory"}, ip="198.51.100.7")
-        record(action="operator.permission_change", actor=world.shop_admin, target="shop_op",
-               detail={"changes": {"role": ["operator", "terminal_admin"]}})
+        record(
+            action="auth.password_failed", actor="mallory", detail={"username": "mallory"}, ip="198.51.100.7"
+        )
+        record(
+            action="operator.permission_change",
+            actor=world.shop_admin,
+            target="shop_op",
+            detail={"changes": {"role": ["operator", "terminal_admin"]}},
+        )
 
 
 def rows_of(response):
@@ -114,9 +128,12 @@ def test_audit_search_by_jst_date_actor_action_text(world, login, history):
     assert [r[4] for r in day1] == ["auth.sign_in"] and day1[0][1] == "2026-04-01 23:30:00"
     assert [r[2] for r in rows_of(client.get("/accounts/audit.csv?actor=mallory"))] == ["mallory"]
     assert [r[4] for r in rows_of(client.get("/accounts/audit.csv?action=auth.&date_to=2026-04-30"))] == [
-        "auth.password_failed", "auth.sign_in"]
+        "auth.password_failed",
+        "auth.sign_in",
+    ]
     assert [r[4] for r in rows_of(client.get("/accounts/audit.csv?text=terminal_admin"))] == [
-        "operator.permission_change"]
+        "operator.permission_change"
+    ]
     page = client.get("/accounts/audit/?actor=mallory").content.decode()
     assert "198.51.100.7" in page and "192.0.2.1" not in page
 
@@ -139,7 +156,9 @@ def test_provider_auditor_sees_only_own_provider(world, login, history):
 def test_audit_forbidden_roles(world, login, history):
     for user in (world.city_admin, world.city_operator, world.shop_admin):
         response = login(user).get("/accounts/audit/")
-        assert response.status_code == 403 and "監査ログを閲覧する権限がありません" in response.content.decode()
+        assert (
+            response.status_code == 403 and "監査ログを閲覧する権限がありません" in response.content.decode()
+        )
         assert login(user).get("/accounts/audit.csv").status_code == 403
 
 
@@ -151,7 +170,9 @@ def test_verify_audit_passes_on_intact_chain(world, history, capsys):
 def test_verify_audit_names_an_altered_entry(world, history, capsys):
     victim = AuditEntry.objects.get(action="auth.password_failed")
     with connection.cursor() as cursor:
-        cursor.execute(f"UPDATE {AuditEntry._meta.db_table} SET actor = %s WHERE id = %s", ["someone", victim.id])
+        cursor.execute(
+            f"UPDATE {AuditEntry._meta.db_table} SET actor = %s WHERE id = %s", ["someone", victim.id]
+        )
     with pytest.raises(CommandError, match="FAILED: 1 problem"):
         call_command("verify_audit")
     err = capsys.readouterr().err
@@ -181,8 +202,9 @@ def test_verify_audit_exit_status(world, history, tmp_path):
     with connection.cursor() as cursor:
         cursor.execute(f"UPDATE {AuditEntry._meta.db_table} SET target = 'x' WHERE id = %s", [victim.id])
     env = {**os.environ, "DATABASE_URL": _url_of_test_db()}
-    done = subprocess.run([sys.executable, "manage.py", "verify_audit"], env=env, capture_output=True, text=True,
-                          timeout=60)
+    done = subprocess.run(
+        [sys.executable, "manage.py", "verify_audit"], env=env, capture_output=True, text=True, timeout=60
+    )
     assert done.returncode != 0 and f"entry {victim.id}: content altered" in done.stderr
 
 

@@ -1,4 +1,5 @@
 """Two-factor sign-in (R2.1): password, then a TOTP or backup code; enrolment; lockout; expiry."""
+
 from __future__ import annotations
 
 import re
@@ -53,7 +54,9 @@ def test_password_then_code_signs_in(client, world):
     assert "ようこそ" in home.content.decode()
     assert actions()[-2:] == ["auth.password_ok", "auth.sign_in"]
     entry = AuditEntry.objects.order_by("-id").first()
-    assert entry.actor == "city_op" and entry.ip == "127.0.0.1" and entry.provider_id_snapshot == world.city.pk
+    assert (
+        entry.actor == "city_op" and entry.ip == "127.0.0.1" and entry.provider_id_snapshot == world.city.pk
+    )
 
 
 def test_next_is_kept_and_foreign_next_ignored(client, world):
@@ -153,7 +156,9 @@ def test_first_sign_in_enrols_by_qr_code(client, world):
     assert device.bin_key == key and not device.confirmed
     # The QR code carries the same secret in an otpauth:// URI.
     assert "otpauth" not in page or secret in page
-    wrong = client.post("/accounts/enrol/", {"code": "123456" if rfc6238(key, time.time()) != "123456" else "654321"})
+    wrong = client.post(
+        "/accounts/enrol/", {"code": "123456" if rfc6238(key, time.time()) != "123456" else "654321"}
+    )
     assert wrong.status_code == 200 and not TOTPDevice.objects.get(pk=device.pk).confirmed
     with time_machine.travel(time.time() + 2, tick=False):  # past django-otp's 1 s throttle
         response = client.post("/accounts/enrol/", {"code": rfc6238(key, time.time())})
@@ -162,8 +167,9 @@ def test_first_sign_in_enrols_by_qr_code(client, world):
     assert "この画面は一度しか表示されません" in body
     shown = re.findall(r"<li><code>([a-z0-9]+)</code></li>", body)
     assert len(shown) == 10
-    assert sorted(shown) == sorted(StaticToken.objects.filter(device__user=world.shop_operator)
-                                   .values_list("token", flat=True))
+    assert sorted(shown) == sorted(
+        StaticToken.objects.filter(device__user=world.shop_operator).values_list("token", flat=True)
+    )
     assert TOTPDevice.objects.get(pk=device.pk).confirmed
     assert client.get("/").status_code == 200
     assert "auth.otp_enrolled" in actions() and actions()[-1] == "auth.sign_in"
@@ -331,4 +337,6 @@ def test_backup_codes_can_be_regenerated(world, login):
     body = client.post("/accounts/backup-codes/").content.decode()
     new = re.findall(r"<li><code>([a-z0-9]+)</code></li>", body)
     assert len(new) == 10 and not set(new) & set(old)
-    assert set(StaticToken.objects.filter(device__user=world.city_operator).values_list("token", flat=True)) == set(new)
+    assert set(
+        StaticToken.objects.filter(device__user=world.city_operator).values_list("token", flat=True)
+    ) == set(new)

@@ -1,4 +1,5 @@
 """Terminals and their agent credentials: shown once, stored hashed, rotatable, revocable."""
+
 from __future__ import annotations
 
 import hashlib
@@ -18,8 +19,13 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def terminal(world):
-    return services.register_terminal(actor=world.city_admin, provider_id=world.city.pk, name="窓口1",
-                                      location="本庁舎1階", administrator=world.city_admin)
+    return services.register_terminal(
+        actor=world.city_admin,
+        provider_id=world.city.pk,
+        name="窓口1",
+        location="本庁舎1階",
+        administrator=world.city_admin,
+    )
 
 
 def test_credential_is_stored_only_as_sha256(world, terminal):
@@ -65,8 +71,13 @@ def test_other_provider_admin_cannot_touch_terminal(world, terminal):
     assert terminal.credential_hash is None
     assert AuditEntry.objects.filter(action="permission.denied", actor="shop_admin").exists()
     with pytest.raises(PermissionDenied):
-        services.register_terminal(actor=world.shop_admin, provider_id=world.city.pk, name="X", location="Y",
-                                   administrator=world.shop_admin)
+        services.register_terminal(
+            actor=world.shop_admin,
+            provider_id=world.city.pk,
+            name="X",
+            location="Y",
+            administrator=world.shop_admin,
+        )
     with pytest.raises(PermissionDenied, match="提供者管理者またはJ-LIS職員"):
         services.revoke_terminal_credential(actor=world.city_operator, terminal=terminal)
 
@@ -74,12 +85,14 @@ def test_other_provider_admin_cannot_touch_terminal(world, terminal):
 def test_terminal_administrator_must_be_an_admin_of_the_same_provider(world):
     for admin, message in ((world.shop_admin, "同じサービス提供者"), (world.city_operator, "端末管理者")):
         with pytest.raises(ValidationError, match=message):
-            services.register_terminal(actor=world.city_admin, provider_id=world.city.pk, name="T",
-                                       location="L", administrator=admin)
+            services.register_terminal(
+                actor=world.city_admin, provider_id=world.city.pk, name="T", location="L", administrator=admin
+            )
     assert not Terminal.objects.exists()
     term_admin = Operator.objects.create_user("city_term", role="terminal_admin", provider=world.city)
-    t = services.register_terminal(actor=world.city_admin, provider_id=world.city.pk, name="T", location="L",
-                                   administrator=term_admin)
+    t = services.register_terminal(
+        actor=world.city_admin, provider_id=world.city.pk, name="T", location="L", administrator=term_admin
+    )
     assert t.administrator == term_admin
 
 

@@ -90,12 +90,16 @@ class Command(BaseCommand):
         family, given = full_name.split(" ")
         newbie, created = Operator.objects.get_or_create(
             username=username,
-            defaults={"role": role, "provider": providers[provider_name], "last_name": family, "first_name": given},
+            defaults={
+                "role": role, "provider": providers[provider_name], "last_name": family, "first_name": given
+            },
         )
         if created:
             newbie.set_password(DEMO_PASSWORD)
             newbie.save()
-        self.stdout.write(f"  {username:<12} {newbie.get_role_display()} (first sign-in: enrols an authenticator by QR code)")
+        self.stdout.write(
+            f"  {username:<12} {newbie.get_role_display()} (first sign-in: enrols an authenticator app)"
+        )
 
         for provider_name, name, location, admin_name in TERMINALS:
             Terminal.objects.get_or_create(

@@ -1,4 +1,5 @@
 """Check the audit log's hash chain; exit non-zero naming every altered or deleted entry."""
+
 from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError
