@@ -119,6 +119,10 @@ else:
 
 # --- Authentication ----------------------------------------------------------------------------
 AUTH_USER_MODEL = "operators.Operator"
+AUTHENTICATION_BACKENDS = [
+    "django.contrib.auth.backends.ModelBackend",
+    "operators.backends.JLISRoleBackend",  # the J-LIS staff role carries every admin permission
+]
 LOGIN_URL = "operators:login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "operators:login"

@@ -3,16 +3,22 @@ and limited to the J-LIS staff role."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
+from urllib.parse import quote
 
+from django.conf import settings
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect
+from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 from django_otp.admin import OTPAdminSite
 
 from operators.audit import record
 from operators.models import AuditEntry, Operator, OperatorScope, Terminal
+from operators.signin import REAUTH_AT
 
 
 class JLISAdminSite(OTPAdminSite):
@@ -26,10 +32,24 @@ class JLISAdminSite(OTPAdminSite):
 # Swap the class of the default site in place, so every app's admin.register keeps working.
 admin.site.__class__ = JLISAdminSite
 admin.site.site_header = _("カードAP搭載システム 管理（J-LIS）")
+admin.site.site_title = _("カードAP搭載システム 管理（J-LIS）")
 
 
 class AuditedAdmin(admin.ModelAdmin):
-    """Changes made by J-LIS staff in the admin go to the audit log like any other."""
+    """Changes made by J-LIS staff in the admin go to the audit log like any other, and (roles,
+    scopes, terminals being sensitive) need a recently re-entered code like the operator pages."""
+
+    def changeform_view(
+        self,
+        request: HttpRequest,
+        object_id: str | None = None,
+        form_url: str = "",
+        extra_context: Any = None,
+    ) -> HttpResponse:
+        at = request.session.get(REAUTH_AT)
+        if request.method == "POST" and (at is None or time.time() - at > settings.REAUTH_SECONDS):
+            return redirect(f"{reverse('operators:reauth')}?next={quote(request.get_full_path())}")
+        return super().changeform_view(request, object_id, form_url, extra_context)
 
     def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
         super().save_model(request, obj, form, change)
