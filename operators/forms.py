@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from django import forms
@@ -63,6 +64,12 @@ class OperatorCreateForm(forms.Form):
         role = self.fields["role"]
         assert isinstance(role, forms.ChoiceField)
         role.choices = [c for c in role_choices(actor) if c[0] != R.JLIS_STAFF]
+
+    def clean_username(self) -> str:
+        username = self.cleaned_data["username"]
+        if re.fullmatch(r"\d{11,12}", username):
+            raise ValidationError(_("個人番号や住民票コードのような11〜12桁の数字はユーザー名に使えません。"))
+        return username
 
 
 class OperatorEditForm(forms.Form):

@@ -3,6 +3,7 @@ authenticator by QR code at first sign-in; re-authentication before sensitive ac
 
 from __future__ import annotations
 
+import re
 import time
 from base64 import b32encode
 from collections.abc import Callable
@@ -41,6 +42,15 @@ PRE_AUTH = "operators.pre_auth"  # user who passed the password step, awaiting t
 NEXT = "operators.next"
 REAUTH_AT = "operators.reauth_at"
 BACKUP_CODES = 10
+PRE_AUTH_SECONDS = 5 * 60  # the code must follow the password within this time
+# A 12-digit individual number or 11-digit resident record code typed into the username field
+# must never reach the audit log.
+_PERSONAL_NUMBER = re.compile(r"\d{11,12}")
+
+
+def loggable_username(username: str) -> str:
+    digits = username.replace("-", "").replace(" ", "")
+    return "(redacted: 11-12 digits)" if _PERSONAL_NUMBER.fullmatch(digits) else username[:150]
 
 
 def _safe_next(request: HttpRequest, url: str | None) -> str:
@@ -60,7 +70,7 @@ def _lock_message(until: Any) -> str:
 
 def _pending_user(request: HttpRequest) -> Operator | None:
     pending = request.session.get(PRE_AUTH)
-    if not pending:
+    if not pending or time.time() - pending.get("at", 0) > PRE_AUTH_SECONDS:
         return None
     user = Operator.objects.filter(pk=pending["uid"], is_active=True).first()
     return user
@@ -69,14 +79,15 @@ def _pending_user(request: HttpRequest) -> Operator | None:
 def _fail(request: HttpRequest, *, username: str, action: str, actor: Any = None) -> str | None:
     """Count a failure, audit it (and any lockout it causes); return the lockout message if locked."""
     ip = client_ip(request)
-    record(action=action, request=request, actor=actor or username, detail={"username": username[:150]})
+    name = loggable_username(username)
+    record(action=action, request=request, actor=actor or name, detail={"username": name})
     newly = lockout.register_failure(username, ip)
     if newly:
         record(
             action="auth.lockout",
             request=request,
-            actor=actor or username,
-            detail={"username": username[:150], "subjects": newly},
+            actor=actor or name,
+            detail={"username": name, "subjects": newly},
         )
     until = lockout.locked_until(username, ip)
     return _lock_message(until) if until else None
@@ -93,9 +104,8 @@ def login_view(request: HttpRequest) -> HttpResponse:
         username = form.cleaned_data["username"].strip()
         until = lockout.locked_until(username, client_ip(request))
         if until:
-            record(
-                action="auth.locked_attempt", request=request, actor=username, detail={"username": username}
-            )
+            name = loggable_username(username)
+            record(action="auth.locked_attempt", request=request, actor=name, detail={"username": name})
             error = _lock_message(until)
         else:
             user = authenticate(request, username=username, password=form.cleaned_data["password"])

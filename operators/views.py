@@ -289,9 +289,14 @@ def _scope_text(scope: Any) -> str:
     return f"{scope.get_operation_display()}［{terminals}／{aps}］"
 
 
+def _cell(value: str) -> str:
+    # A cell starting with = + - @ would run as a formula in Excel (CSV injection): quote it.
+    return f"'{value}" if value[:1] in ("=", "+", "-", "@") else value
+
+
 def _csv_response(rows: list[list[str]], filename: str, encoding: str) -> HttpResponse:
     buffer = io.StringIO()
-    csv.writer(buffer, lineterminator="\r\n").writerows(rows)
+    csv.writer(buffer, lineterminator="\r\n").writerows([[_cell(str(v)) for v in row] for row in rows])
     if encoding == "cp932":
         body = buffer.getvalue().encode("cp932", errors="replace")
         content_type = "text/csv; charset=Shift_JIS"

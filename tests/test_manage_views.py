@@ -339,3 +339,18 @@ def test_dashboard_links_fit_the_role(world, login, who, present, absent):
         assert f'href="{link}"' in body, link
     for link in absent:
         assert f'href="{link}"' not in body, link
+
+
+def test_username_like_an_individual_number_is_refused(world, login):
+    response = login(world.city_admin).post(
+        "/accounts/people/new/", {"username": "123456789012", "last_name": "x", "role": "operator"}
+    )
+    assert "11〜12桁の数字はユーザー名に使えません" in response.content.decode()
+    assert not Operator.objects.filter(username="123456789012").exists()
+
+
+def test_roster_csv_neutralises_formulas(world, login):
+    world.city_operator.last_name = '=HYPERLINK("http://evil")'
+    world.city_operator.save()
+    body = login(world.city_admin).get("/accounts/roster.csv").content.decode("utf-8-sig")
+    assert "'=HYPERLINK" in body and ",=HYPERLINK" not in body and '"=HYPERLINK' not in body

@@ -340,3 +340,18 @@ def test_backup_codes_can_be_regenerated(world, login):
     assert set(
         StaticToken.objects.filter(device__user=world.city_operator).values_list("token", flat=True)
     ) == set(new)
+
+
+def test_personal_numbers_typed_as_username_never_reach_the_audit_log(client, world):
+    password_step(client, "123456789012", "whatever")
+    password_step(client, "1234-5678-9012", "whatever")
+    stored = list(AuditEntry.objects.values_list("actor", "detail"))
+    assert len(stored) == 2
+    assert "123456789012" not in str(stored) and "9012" not in str(stored)
+
+
+def test_code_step_expires_after_five_minutes(client, world):
+    password_step(client, "city_op")
+    with time_machine.travel(time.time() + 301, tick=False):
+        response = client.post("/accounts/otp/", {"code": code_for(world.city_operator)}, follow=True)
+    assert "ユーザー名とパスワードから入力し直してください" in response.content.decode()
