@@ -305,3 +305,21 @@ def backup_codes_view(request: HttpRequest) -> HttpResponse:
     codes = _new_backup_codes(user)
     record(action="auth.backup_codes_regenerated", request=request)
     return render(request, "operators/backup_codes.html", {"codes": codes, "next": reverse("home")})
+
+
+@never_cache
+@sensitive_post_parameters("old_password", "new_password1", "new_password2")
+def password_change_view(request: HttpRequest) -> HttpResponse:
+    """Operators replace the initial password they were given (validated by the password rules)."""
+    from django.contrib.auth import update_session_auth_hash
+    from django.contrib.auth.forms import PasswordChangeForm
+
+    user = request.user
+    assert isinstance(user, Operator)  # the OTP middleware admits only signed-in operators here
+    form = PasswordChangeForm(user, request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        update_session_auth_hash(request, form.save())  # stay signed in (and OTP-verified) on this device
+        record(action="auth.password_changed", request=request)
+        messages.success(request, _("パスワードを変更しました。"))
+        return redirect("home")
+    return render(request, "operators/password_change.html", {"form": form})

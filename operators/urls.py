@@ -11,6 +11,7 @@ urlpatterns = [
     path("enrol/", signin.enrol_view, name="enrol"),
     path("reauth/", signin.reauth_view, name="reauth"),
     path("backup-codes/", signin.backup_codes_view, name="backup_codes"),
+    path("password/", signin.password_change_view, name="password_change"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("people/", views.people_list, name="people"),
     path("people/new/", views.person_create, name="person_create"),

@@ -355,3 +355,35 @@ def test_code_step_expires_after_five_minutes(client, world):
     with time_machine.travel(time.time() + 301, tick=False):
         response = client.post("/accounts/otp/", {"code": code_for(world.city_operator)}, follow=True)
     assert "ユーザー名とパスワードから入力し直してください" in response.content.decode()
+
+
+def test_operator_changes_own_password(world, login):
+    client = login(world.city_operator)
+    bad = client.post(
+        "/accounts/password/",
+        {
+            "old_password": "wrong",
+            "new_password1": "another-long-pass-2026",
+            "new_password2": "another-long-pass-2026",
+        },
+    )
+    assert bad.status_code == 200
+    world.city_operator.refresh_from_db()
+    assert world.city_operator.check_password(PASSWORD)
+    ok = client.post(
+        "/accounts/password/",
+        {
+            "old_password": PASSWORD,
+            "new_password1": "another-long-pass-2026",
+            "new_password2": "another-long-pass-2026",
+        },
+    )
+    assert ok["Location"] == "/"
+    world.city_operator.refresh_from_db()
+    assert world.city_operator.check_password("another-long-pass-2026")
+    assert client.get("/").status_code == 200  # still signed in on this device
+    assert actions()[-1] == "auth.password_changed"
+
+
+def test_password_change_needs_sign_in(client, world):
+    assert client.get("/accounts/password/")["Location"].startswith("/accounts/login/")
