@@ -133,6 +133,7 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 OTP_TOTP_ISSUER = env_str("OTP_TOTP_ISSUER", "CardAP")
+OTP_ADMIN_HIDE_SENSITIVE_DATA = True  # nobody, J-LIS staff included, reads an operator's TOTP secret
 # Session ends after this many seconds without activity (R9.3).
 SESSION_COOKIE_AGE = env_int("SESSION_IDLE_SECONDS", 15 * 60, minimum=60)
 SESSION_SAVE_EVERY_REQUEST = True

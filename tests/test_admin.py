@@ -60,3 +60,11 @@ def test_audit_log_is_read_only_in_the_admin(world, login):
 def test_admin_refused_to_other_roles_and_other_provider_admin(world, login):
     for user in (world.city_admin, world.shop_admin, world.auditor, world.city_operator):
         assert login(user).get("/admin/operators/operator/").status_code == 302
+
+
+def test_admin_never_shows_an_operators_totp_secret(world, login):
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    device = TOTPDevice.objects.get(user=world.city_operator)
+    body = login(world.jlis).get(f"/admin/otp_totp/totpdevice/{device.pk}/change/").content.decode()
+    assert "city_op" in body and device.key not in body

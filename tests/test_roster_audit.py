@@ -222,3 +222,11 @@ def test_audit_log_cannot_be_changed_through_the_orm(world, history):
         entry.save()
     with pytest.raises(PermissionError):
         AuditEntry.objects.all().delete()
+
+
+def test_audit_page_shows_details_as_json(world, login, history):
+    body = login(world.jlis).get("/accounts/audit/?text=terminal_admin").content.decode()
+    import html
+
+    assert '{"changes": {"role": ["operator", "terminal_admin"]}}' in html.unescape(body)
+    assert "{'changes'" not in html.unescape(body)
