@@ -140,6 +140,9 @@ SESSION_SAVE_EVERY_REQUEST = True
 SESSION_EXPIRE_AT_BROWSER_CLOSE = True
 LOCKOUT_MAX_FAILURES = env_int("LOCKOUT_MAX_FAILURES", 5, minimum=1)
 LOCKOUT_SECONDS = env_int("LOCKOUT_SECONDS", 15 * 60, minimum=1)
+# Reverse proxies in front of the service (docker-compose: the TLS proxy): the client address is
+# then taken from X-Forwarded-For, counting this many hops from the right (0: REMOTE_ADDR only).
+TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0, minimum=0, maximum=5)
 # Several operators often share one office address, so the per-address limit is higher.
 LOCKOUT_MAX_FAILURES_PER_ADDRESS = env_int(
     "LOCKOUT_MAX_FAILURES_PER_ADDRESS", 4 * LOCKOUT_MAX_FAILURES, minimum=1

@@ -3,8 +3,10 @@ through `record`, which appends one hash-chained entry."""
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 from typing import Any
 
+from django.conf import settings
 from django.db import connection, transaction
 from django.http import HttpRequest
 
@@ -16,8 +18,18 @@ _ADVISORY_LOCK_KEY = 0x41554449  # "AUDI"
 
 
 def client_ip(request: HttpRequest | None) -> str | None:
+    """The client's address: REMOTE_ADDR, or behind TRUSTED_PROXY_COUNT reverse proxies the entry
+    they appended to X-Forwarded-For (entries further left are client-supplied, not trusted)."""
     if request is None:
         return None
+    hops = getattr(settings, "TRUSTED_PROXY_COUNT", 0)
+    forwarded = [a.strip() for a in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",") if a.strip()]
+    if hops and len(forwarded) >= hops:
+        candidate = forwarded[-hops]
+        try:
+            return str(ipaddress.ip_address(candidate))
+        except ValueError:
+            pass
     return request.META.get("REMOTE_ADDR") or None
 
 

@@ -387,3 +387,16 @@ def test_operator_changes_own_password(world, login):
 
 def test_password_change_needs_sign_in(client, world):
     assert client.get("/accounts/password/")["Location"].startswith("/accounts/login/")
+
+
+def test_client_address_behind_a_trusted_proxy(world, settings):
+    from django.test import RequestFactory
+
+    from operators.audit import client_ip
+
+    request = RequestFactory().get("/", REMOTE_ADDR="10.0.0.1", HTTP_X_FORWARDED_FOR="6.6.6.6, 203.0.113.5")
+    assert client_ip(request) == "10.0.0.1"  # no proxy configured: the header is not trusted
+    settings.TRUSTED_PROXY_COUNT = 1
+    assert client_ip(request) == "203.0.113.5"  # the entry the proxy appended, not the spoofable one
+    request.META["HTTP_X_FORWARDED_FOR"] = "not-an-address"
+    assert client_ip(request) == "10.0.0.1"
