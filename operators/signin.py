@@ -158,23 +158,23 @@ def _complete_sign_in(request: HttpRequest, user: Operator, device: Device, back
     )
 
 
-def _code_step(request: HttpRequest, template: str, extra: dict[str, Any]) -> tuple[Any, Any, Any]:
-    """Shared code checks; returns (user, form, response-or-None)."""
+def _code_step(request: HttpRequest) -> tuple[Operator, CodeForm] | HttpResponse:
+    """The user who passed the password step and the code form, or a redirect back to it."""
     user = _pending_user(request)
     if user is None:
         messages.error(
             request, _("サインインの手続きが見つかりません。ユーザー名とパスワードから入力し直してください。")
         )
-        return None, None, redirect("operators:login")
-    form = CodeForm(request.POST or None)
-    return user, form, None
+        return redirect("operators:login")
+    return user, CodeForm(request.POST or None)
 
 
 @never_cache
 def otp_view(request: HttpRequest) -> HttpResponse:
-    user, form, response = _code_step(request, "operators/otp.html", {})
-    if response:
-        return response
+    step = _code_step(request)
+    if isinstance(step, HttpResponse):
+        return step
+    user, form = step
     if not TOTPDevice.objects.filter(user=user, confirmed=True).exists():
         return redirect("operators:enrol")
     error = None
@@ -214,9 +214,10 @@ def _new_backup_codes(user: Operator) -> list[str]:
 
 @never_cache
 def enrol_view(request: HttpRequest) -> HttpResponse:
-    user, form, response = _code_step(request, "operators/enrol.html", {})
-    if response:
-        return response
+    step = _code_step(request)
+    if isinstance(step, HttpResponse):
+        return step
+    user, form = step
     if TOTPDevice.objects.filter(user=user, confirmed=True).exists():
         return redirect("operators:otp")
     device = TOTPDevice.objects.filter(user=user, confirmed=False).first()

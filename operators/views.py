@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from collections.abc import Callable
 from functools import wraps
 from typing import Any
@@ -378,8 +379,6 @@ def audit_csv(request: HttpRequest) -> HttpResponse:
             _("ハッシュ"),
         ]
     ]
-    import json
-
     for e in entries.iterator(chunk_size=2000):
         table.append(
             [
