@@ -285,7 +285,6 @@ def test_terminal_admin_sees_terminals_but_cannot_change(world, login, city_term
     term_admin = Operator.objects.create_user("city_term", role="terminal_admin", provider=world.city)
     from django_otp.plugins.otp_totp.models import TOTPDevice
 
-    from tests.conftest import make_operator  # noqa: F401  (device creation below mirrors it)
 
     TOTPDevice.objects.create(user=term_admin, name="d", confirmed=True)
     client = login(term_admin)

@@ -16,7 +16,8 @@ from tests.conftest import PASSWORD
 from tests.otp_helpers import code_for, fresh_cache, rfc6238  # noqa: F401
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
-SHOTS = Path(__file__).resolve().parents[2] / "test-results" / "screens"
+# Outside test-results/, which pytest-playwright empties at the start of every session.
+SHOTS = Path(__file__).resolve().parents[2] / "var" / "e2e-screens"
 
 
 def shot(page: Page, name: str) -> None:
