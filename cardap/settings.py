@@ -64,6 +64,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django_otp.middleware.OTPMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "operators.middleware.OTPRequiredMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
@@ -118,6 +119,10 @@ else:
 
 # --- Authentication ----------------------------------------------------------------------------
 AUTH_USER_MODEL = "operators.Operator"
+AUTHENTICATION_BACKENDS = [
+    "django.contrib.auth.backends.ModelBackend",
+    "operators.backends.JLISRoleBackend",  # the J-LIS staff role carries every admin permission
+]
 LOGIN_URL = "operators:login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "operators:login"
@@ -128,13 +133,27 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 OTP_TOTP_ISSUER = env_str("OTP_TOTP_ISSUER", "CardAP")
+OTP_ADMIN_HIDE_SENSITIVE_DATA = True  # nobody, J-LIS staff included, reads an operator's TOTP secret
 # Session ends after this many seconds without activity (R9.3).
 SESSION_COOKIE_AGE = env_int("SESSION_IDLE_SECONDS", 15 * 60, minimum=60)
 SESSION_SAVE_EVERY_REQUEST = True
 SESSION_EXPIRE_AT_BROWSER_CLOSE = True
 LOCKOUT_MAX_FAILURES = env_int("LOCKOUT_MAX_FAILURES", 5, minimum=1)
 LOCKOUT_SECONDS = env_int("LOCKOUT_SECONDS", 15 * 60, minimum=1)
+# Reverse proxies in front of the service (docker-compose: the TLS proxy): the client address is
+# then taken from X-Forwarded-For, counting this many hops from the right (0: REMOTE_ADDR only).
+TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0, minimum=0, maximum=5)
+# Several operators often share one office address, so the per-address limit is higher.
+LOCKOUT_MAX_FAILURES_PER_ADDRESS = env_int(
+    "LOCKOUT_MAX_FAILURES_PER_ADDRESS", 4 * LOCKOUT_MAX_FAILURES, minimum=1
+)
 REAUTH_SECONDS = env_int("REAUTH_SECONDS", 5 * 60, minimum=30)
+# Paths reachable without a signed-in, OTP-verified operator (operators.middleware). Token-
+# authenticated endpoints (provider API, terminal agent) authenticate in their own views.
+LOGIN_EXEMPT_PREFIXES = [
+    "/healthz", "/static/", "/i18n/", "/accounts/login/", "/accounts/otp/", "/accounts/enrol/",
+    "/api/", "/agent/",
+]
 
 # --- Internationalisation: Japanese first, English available; Japan time ------------------------
 LANGUAGE_CODE = "ja"

@@ -3,8 +3,10 @@ through `record`, which appends one hash-chained entry."""
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 from typing import Any
 
+from django.conf import settings
 from django.db import connection, transaction
 from django.http import HttpRequest
 
@@ -16,8 +18,18 @@ _ADVISORY_LOCK_KEY = 0x41554449  # "AUDI"
 
 
 def client_ip(request: HttpRequest | None) -> str | None:
+    """The client's address: REMOTE_ADDR, or behind TRUSTED_PROXY_COUNT reverse proxies the entry
+    they appended to X-Forwarded-For (entries further left are client-supplied, not trusted)."""
     if request is None:
         return None
+    hops = getattr(settings, "TRUSTED_PROXY_COUNT", 0)
+    forwarded = [a.strip() for a in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",") if a.strip()]
+    if hops and len(forwarded) >= hops:
+        candidate = forwarded[-hops]
+        try:
+            return str(ipaddress.ip_address(candidate))
+        except ValueError:
+            pass
     return request.META.get("REMOTE_ADDR") or None
 
 
@@ -65,10 +77,18 @@ def verify_chain() -> list[str]:
     prev_id = 0
     for entry in AuditEntry.objects.order_by("id").iterator(chunk_size=2000):
         if entry.prev_hash != prev:
-            problems.append(
-                f"entry {entry.id}: previous hash does not match entry {prev_id}"
-                " (an entry was deleted or altered before it)"
-            )
+            if entry.id > prev_id + 1:
+                # A gap alone is harmless (a rolled-back transaction consumes an id); a gap that
+                # also breaks the chain means the entries in it were deleted.
+                missing = f"{prev_id + 1}" if entry.id == prev_id + 2 else f"{prev_id + 1}-{entry.id - 1}"
+                problems.append(
+                    f"entry {missing}: deleted (entry {entry.id} no longer links to entry {prev_id})"
+                )
+            else:
+                problems.append(
+                    f"entry {entry.id}: previous hash does not match entry {prev_id}"
+                    " (an entry was deleted or altered before it)"
+                )
         if entry.compute_hash() != entry.hash:
             problems.append(f"entry {entry.id}: content altered (hash mismatch)")
         prev, prev_id = entry.hash, entry.id

@@ -39,6 +39,10 @@ class Operator(AbstractUser):
         if self.role == self.Role.JLIS_STAFF and self.provider_id is not None:
             raise ValidationError({"provider": _("J-LIS職員はサービス提供者に所属しません。")})
 
+    def get_full_name(self) -> str:
+        """Family name first, as Japanese names are written (and as the roster lists them)."""
+        return f"{self.last_name} {self.first_name}".strip()
+
     @property
     def is_jlis(self) -> bool:
         return self.role == self.Role.JLIS_STAFF
@@ -103,3 +107,103 @@ class AuditEntry(models.Model):
 
     def compute_hash(self) -> str:
         return hashlib.sha256(self.canonical()).hexdigest()
+
+
+class Operation(models.TextChoices):
+    """Card operations an operator may be allowed to perform (操作可能範囲, R2.2)."""
+
+    LOAD = "load", _("搭載")
+    DELETE = "delete", _("削除")
+    DIAGNOSE = "diagnose", _("障害診断")
+    MOVE_IN = "move_in", _("転入処理")
+
+
+class Terminal(models.Model):
+    """A terminal PC dedicated to this system (R9.3), with its appointed administrator (R2.3).
+
+    The terminal agent authenticates with its own credential: only a SHA-256 digest of the
+    high-entropy token is stored (a slow password hash buys nothing for 256-bit random secrets and
+    would slow every agent poll)."""
+
+    provider = models.ForeignKey(
+        "cardap.Provider",
+        on_delete=models.PROTECT,
+        related_name="terminals",
+        verbose_name=_("サービス提供者"),
+    )
+    name = models.CharField(_("端末名"), max_length=100)
+    location = models.CharField(_("設置場所"), max_length=200)
+    administrator = models.ForeignKey(
+        Operator,
+        on_delete=models.PROTECT,
+        related_name="administered_terminals",
+        verbose_name=_("端末管理者"),
+    )
+    is_active = models.BooleanField(_("有効"), default=True)
+    credential_prefix = models.CharField(_("資格情報ID"), max_length=16, blank=True)
+    credential_hash = models.CharField(max_length=64, unique=True, null=True, blank=True, editable=False)
+    credential_issued_at = models.DateTimeField(_("資格情報発行日時"), null=True, blank=True)
+    credential_revoked_at = models.DateTimeField(_("資格情報失効日時"), null=True, blank=True)
+    last_seen_at = models.DateTimeField(_("最終接続日時"), null=True, blank=True)
+    created_at = models.DateTimeField(_("登録日時"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("端末")
+        verbose_name_plural = _("端末")
+        ordering = ["provider__name", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["provider", "name"], name="unique_terminal_name_per_provider")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name}（{self.location}）"
+
+    def clean(self) -> None:
+        super().clean()
+        admin = self.administrator if self.administrator_id else None
+        if admin is not None and self.provider_id is not None:
+            if admin.provider_id != self.provider_id:
+                raise ValidationError(
+                    {"administrator": _("端末管理者は同じサービス提供者の操作者から選びます。")}
+                )
+            if admin.role not in (Operator.Role.TERMINAL_ADMIN, Operator.Role.PROVIDER_ADMIN):
+                raise ValidationError(
+                    {
+                        "administrator": _(
+                            "端末管理者には役割「端末管理者」または「提供者管理者」の人を選びます。"
+                        )
+                    }
+                )
+
+    @property
+    def has_credential(self) -> bool:
+        return bool(self.credential_hash) and self.credential_revoked_at is None
+
+
+class OperatorScope(models.Model):
+    """One operation an operator may perform, on which terminals, for which card APs (R2.2).
+
+    Nothing is allowed unless a row grants it; "all" flags cover the provider's terminals or card
+    APs, including ones registered later."""
+
+    operator = models.ForeignKey(
+        Operator, on_delete=models.CASCADE, related_name="scopes", verbose_name=_("操作者")
+    )
+    operation = models.CharField(_("操作"), max_length=20, choices=Operation.choices)
+    all_terminals = models.BooleanField(_("すべての端末"), default=False)
+    terminals = models.ManyToManyField(Terminal, blank=True, related_name="scopes", verbose_name=_("端末"))
+    all_card_aps = models.BooleanField(_("すべてのカードAP"), default=False)
+    card_aps = models.ManyToManyField(
+        "cardap.CardAP", blank=True, related_name="+", verbose_name=_("カードAP")
+    )
+
+    class Meta:
+        verbose_name = _("操作可能範囲")
+        verbose_name_plural = _("操作可能範囲")
+        ordering = ["operator__username", "operation"]
+        constraints = [
+            models.UniqueConstraint(fields=["operator", "operation"], name="one_scope_per_operation")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.operator.username}: {self.get_operation_display()}"

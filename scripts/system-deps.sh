@@ -5,7 +5,7 @@
 set -euo pipefail
 want=(python3-venv python3-dev gcc make swig pkg-config libpcsclite-dev pcscd vsmartcard-vpcd gettext)
 if [ "${1:-run}" = "test" ]; then
-  want+=(opensc pcsc-tools chromium)
+  want+=(opensc pcsc-tools chromium fonts-noto-cjk zbar-tools)
 fi
 missing=()
 for pkg in "${want[@]}"; do

@@ -2,6 +2,7 @@
 tested for the allowed role, a forbidden role and a user of another provider."""
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import pytest
@@ -33,6 +34,12 @@ def make_operator(username: str, role: str, provider: Provider | None) -> Operat
     )
     TOTPDevice.objects.create(user=user, name="default", confirmed=True)
     return user
+
+
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings):
+    # The production hasher is deliberately slow; tests only need passwords to verify.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
 @pytest.fixture
@@ -67,6 +74,7 @@ def signed_in(user: Operator) -> Client:
     assert device is not None
     session = client.session
     session[DEVICE_ID_SESSION_KEY] = device.persistent_id
+    session["operators.reauth_at"] = time.time()  # as after a real sign-in: the code was just entered
     session.save()
     return client
 

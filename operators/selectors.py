@@ -1,0 +1,102 @@
+"""Reads, always scoped to the caller: nobody sees another provider's people, terminals or log."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from django.db.models import Prefetch, Q, QuerySet
+
+from cardap.models import Provider
+from operators.models import AuditEntry, Operator, OperatorScope, Terminal
+from operators.permissions import R, can_read_audit, can_read_roster, is_jlis
+
+JST = ZoneInfo("Asia/Tokyo")
+
+
+def providers_for(user: Any) -> QuerySet[Provider]:
+    """Providers whose operators, terminals and roster the caller may see."""
+    if is_jlis(user) or (user.is_authenticated and user.role == R.AUDITOR and user.provider_id is None):
+        return Provider.objects.all()
+    if user.is_authenticated and user.provider_id is not None:
+        return Provider.objects.filter(pk=user.provider_id)
+    return Provider.objects.none()
+
+
+def operators_for(user: Any) -> QuerySet[Operator]:
+    if not user.is_authenticated:
+        return Operator.objects.none()
+    if is_jlis(user):
+        return Operator.objects.all()
+    if user.provider_id is None:
+        return Operator.objects.filter(pk=user.pk)
+    return Operator.objects.filter(provider_id=user.provider_id)
+
+
+def terminals_for(user: Any) -> QuerySet[Terminal]:
+    if not user.is_authenticated:
+        return Terminal.objects.none()
+    return Terminal.objects.filter(provider__in=providers_for(user)).select_related(
+        "administrator", "provider"
+    )
+
+
+def audit_entries_for(
+    user: Any,
+    *,
+    date_from: dt.date | None = None,
+    date_to: dt.date | None = None,
+    actor: str = "",
+    action: str = "",
+    text: str = "",
+) -> QuerySet[AuditEntry]:
+    """Audit entries the caller may read, filtered; dates are Japan calendar days, inclusive."""
+    if not can_read_audit(user):
+        return AuditEntry.objects.none()
+    qs = AuditEntry.objects.all()
+    if not is_jlis(user) and user.provider_id is not None:
+        qs = qs.filter(provider_id_snapshot=user.provider_id)
+    if date_from:
+        qs = qs.filter(at__gte=dt.datetime.combine(date_from, dt.time.min, tzinfo=JST))
+    if date_to:
+        qs = qs.filter(at__lt=dt.datetime.combine(date_to + dt.timedelta(days=1), dt.time.min, tzinfo=JST))
+    if actor:
+        qs = qs.filter(actor__iexact=actor.strip())
+    if action:
+        qs = qs.filter(action__startswith=action.strip())
+    if text:
+        t = text.strip()
+        qs = qs.filter(
+            Q(target__icontains=t) | Q(detail__icontains=t) | Q(action__icontains=t) | Q(ip__startswith=t)
+        )
+    return qs.order_by("-id")
+
+
+@dataclass
+class RosterRow:
+    operator: Operator
+    scopes: list[OperatorScope] = field(default_factory=list)
+    administered: list[Terminal] = field(default_factory=list)
+
+
+def roster_for(user: Any, provider: Provider) -> list[RosterRow]:
+    """The provider's people with operating rights (名簿, R2.3), or nothing if the caller may not
+    see that provider."""
+    if not can_read_roster(user) or not providers_for(user).filter(pk=provider.pk).exists():
+        return []
+    people = (
+        Operator.objects.filter(provider=provider)
+        .order_by("role", "username")
+        .prefetch_related(
+            Prefetch(
+                "scopes",
+                queryset=OperatorScope.objects.prefetch_related("terminals", "card_aps").order_by(
+                    "operation"
+                ),
+            ),
+            Prefetch("administered_terminals", queryset=Terminal.objects.order_by("name")),
+        )
+    )
+    return [RosterRow(p, list(p.scopes.all()), list(p.administered_terminals.all())) for p in people]

@@ -1,0 +1,14 @@
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django import template
+
+register = template.Library()
+
+
+@register.filter
+def as_json(value: Any) -> str:
+    """Audit details as compact JSON with Japanese text readable (autoescaped by the template)."""
+    return json.dumps(value, ensure_ascii=False, sort_keys=True)

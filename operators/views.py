@@ -1,0 +1,398 @@
+"""Provider-admin pages (operators, scopes, terminals, credentials), the roster and the audit log.
+Thin: permission checks and writes live in permissions/services, reads in selectors."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.paginator import Paginator
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_POST
+
+from cardap.models import Provider
+from operators import selectors, services
+from operators.audit import record
+from operators.forms import AuditSearchForm, OperatorCreateForm, OperatorEditForm, ScopeForm, TerminalForm
+from operators.models import Operator, Terminal
+from operators.permissions import R, can_read_audit, can_read_roster
+from operators.signin import reauth_required
+
+View = Callable[..., HttpResponse]
+
+
+def _refuse(request: HttpRequest, message: str, **detail: Any) -> PermissionDenied:
+    record(action="permission.denied", request=request, target=request.path[:200], detail=detail)
+    return PermissionDenied(message)
+
+
+def roles_required(*roles: str) -> Callable[[View], View]:
+    def decorator(view: View) -> View:
+        @wraps(view)
+        def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+            if getattr(request.user, "role", None) not in roles:
+                raise _refuse(
+                    request, _("この画面を利用する権限がありません。"), role=getattr(request.user, "role", "")
+                )
+            return view(request, *args, **kwargs)
+
+        return wrapper
+
+    return decorator
+
+
+def _actor(request: HttpRequest) -> Operator:
+    assert isinstance(request.user, Operator)
+    return request.user
+
+
+def _managed_operator(request: HttpRequest, pk: int) -> Operator:
+    """The operator to change, refusing (audited) when it belongs to another provider."""
+    target = get_object_or_404(Operator, pk=pk)
+    actor = _actor(request)
+    if actor.role != R.JLIS_STAFF and target.provider_id != actor.provider_id:
+        raise _refuse(
+            request, _("他のサービス提供者の操作者は表示・変更できません。"), target=target.username
+        )
+    return target
+
+
+def _managed_terminal(request: HttpRequest, pk: int) -> Terminal:
+    terminal = get_object_or_404(Terminal, pk=pk)
+    actor = _actor(request)
+    if actor.role != R.JLIS_STAFF and terminal.provider_id != actor.provider_id:
+        raise _refuse(request, _("他のサービス提供者の端末は表示・変更できません。"), target=terminal.name)
+    return terminal
+
+
+def _form_errors(form: Any, exc: ValidationError) -> None:
+    if hasattr(exc, "error_dict"):
+        for field, errors in exc.error_dict.items():
+            for error in errors:
+                form.add_error(field if field in form.fields else None, error)
+    else:
+        for message in exc.messages:
+            form.add_error(None, message)
+
+
+# --- operators ---------------------------------------------------------------------------------
+
+
+@roles_required(R.PROVIDER_ADMIN)
+def people_list(request: HttpRequest) -> HttpResponse:
+    people = selectors.operators_for(request.user).order_by("role", "username")
+    return render(request, "operators/people_list.html", {"people": people})
+
+
+@roles_required(R.PROVIDER_ADMIN)
+@reauth_required
+@never_cache
+def person_create(request: HttpRequest) -> HttpResponse:
+    actor = _actor(request)
+    form = OperatorCreateForm(request.POST or None, actor=actor)
+    if request.method == "POST" and form.is_valid():
+        try:
+            user, password = services.create_operator(
+                actor=actor, provider_id=actor.provider_id or 0, request=request, **form.cleaned_data
+            )
+        except ValidationError as exc:
+            _form_errors(form, exc)
+        else:
+            return render(request, "operators/person_password.html", {"person": user, "password": password})
+    return render(request, "operators/person_form.html", {"form": form, "creating": True})
+
+
+@roles_required(R.PROVIDER_ADMIN)
+@reauth_required
+@never_cache
+def person_edit(request: HttpRequest, pk: int) -> HttpResponse:
+    actor = _actor(request)
+    person = _managed_operator(request, pk)
+    initial = {f: getattr(person, f) for f in ("last_name", "first_name", "email", "role", "is_active")}
+    form = OperatorEditForm(request.POST or None, initial=initial, actor=actor)
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.update_operator(actor=actor, operator=person, request=request, **form.cleaned_data)
+        except ValidationError as exc:
+            _form_errors(form, exc)
+        else:
+            messages.success(request, _("「%(u)s」を更新しました。") % {"u": person.username})
+            return redirect("operators:people")
+    return render(request, "operators/person_form.html", {"form": form, "person": person})
+
+
+@roles_required(R.PROVIDER_ADMIN)
+@reauth_required
+@require_POST
+def person_reset(request: HttpRequest, pk: int) -> HttpResponse:
+    """Reset password or authenticator; the new password is shown once."""
+    person = _managed_operator(request, pk)
+    if request.POST.get("what") == "otp":
+        services.reset_authenticator(actor=_actor(request), operator=person, request=request)
+        messages.success(
+            request,
+            _("「%(u)s」の認証アプリを解除しました。次回サインイン時に再登録します。")
+            % {"u": person.username},
+        )
+        return redirect("operators:person_edit", pk=person.pk)
+    password = services.reset_password(actor=_actor(request), operator=person, request=request)
+    return render(request, "operators/person_password.html", {"person": person, "password": password})
+
+
+@roles_required(R.PROVIDER_ADMIN)
+@reauth_required
+@never_cache
+def person_scopes(request: HttpRequest, pk: int) -> HttpResponse:
+    person = _managed_operator(request, pk)
+    form = ScopeForm(
+        request.POST or None, provider_id=person.provider_id or 0, initial=ScopeForm.initial_from(person)
+    )
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.set_scopes(actor=_actor(request), operator=person, grants=form.grants(), request=request)
+        except ValidationError as exc:
+            _form_errors(form, exc)
+        else:
+            messages.success(request, _("「%(u)s」の操作可能範囲を更新しました。") % {"u": person.username})
+            return redirect("operators:people")
+    return render(request, "operators/scopes_form.html", {"form": form, "person": person})
+
+
+# --- terminals ---------------------------------------------------------------------------------
+
+
+@roles_required(R.PROVIDER_ADMIN, R.TERMINAL_ADMIN)
+def terminal_list(request: HttpRequest) -> HttpResponse:
+    terminals = selectors.terminals_for(request.user)
+    return render(request, "operators/terminal_list.html", {"terminals": terminals})
+
+
+@roles_required(R.PROVIDER_ADMIN)
+@never_cache
+def terminal_create(request: HttpRequest) -> HttpResponse:
+    actor = _actor(request)
+    form = TerminalForm(request.POST or None, provider_id=actor.provider_id or 0)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            services.register_terminal(
+                actor=actor,
+                provider_id=actor.provider_id or 0,
+                name=data["name"],
+                location=data["location"],
+                administrator=data["administrator"],
+                request=request,
+            )
+        except ValidationError as exc:
+            _form_errors(form, exc)
+        else:
+            messages.success(request, _("端末「%(t)s」を登録しました。") % {"t": data["name"]})
+            return redirect("operators:terminals")
+    return render(request, "operators/terminal_form.html", {"form": form, "creating": True})
+
+
+@roles_required(R.PROVIDER_ADMIN)
+@never_cache
+def terminal_edit(request: HttpRequest, pk: int) -> HttpResponse:
+    terminal = _managed_terminal(request, pk)
+    initial = {
+        "name": terminal.name,
+        "location": terminal.location,
+        "administrator": terminal.administrator,
+        "is_active": terminal.is_active,
+    }
+    form = TerminalForm(request.POST or None, initial=initial, provider_id=terminal.provider_id)
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.update_terminal(
+                actor=_actor(request), terminal=terminal, request=request, **form.cleaned_data
+            )
+        except ValidationError as exc:
+            _form_errors(form, exc)
+        else:
+            messages.success(request, _("端末「%(t)s」を更新しました。") % {"t": terminal.name})
+            return redirect("operators:terminals")
+    return render(request, "operators/terminal_form.html", {"form": form, "terminal": terminal})
+
+
+@roles_required(R.PROVIDER_ADMIN)
+@reauth_required
+@never_cache
+def terminal_credential(request: HttpRequest, pk: int) -> HttpResponse:
+    """GET: confirm; POST action=issue: new credential (shown once); POST action=revoke."""
+    terminal = _managed_terminal(request, pk)
+    if request.method == "POST":
+        if request.POST.get("action") == "revoke":
+            services.revoke_terminal_credential(actor=_actor(request), terminal=terminal, request=request)
+            messages.success(request, _("端末「%(t)s」の資格情報を失効させました。") % {"t": terminal.name})
+            return redirect("operators:terminals")
+        token = services.issue_terminal_credential(actor=_actor(request), terminal=terminal, request=request)
+        return render(request, "operators/terminal_token.html", {"terminal": terminal, "token": token})
+    return render(request, "operators/terminal_credential.html", {"terminal": terminal})
+
+
+# --- roster (名簿, R2.3) -----------------------------------------------------------------------
+
+
+def _roster_provider(request: HttpRequest) -> Provider:
+    if not can_read_roster(request.user):
+        raise _refuse(request, _("名簿を閲覧する権限がありません。"))
+    visible = selectors.providers_for(request.user)
+    wanted = request.GET.get("provider")
+    if wanted:
+        provider = Provider.objects.filter(pk=wanted if wanted.isdigit() else 0).first()
+        if provider is None or not visible.filter(pk=provider.pk).exists():
+            raise _refuse(request, _("他のサービス提供者の名簿は閲覧できません。"), provider=wanted[:20])
+        return provider
+    own = getattr(request.user, "provider", None)
+    if own is not None:
+        return own
+    first = visible.first()
+    if first is None:
+        raise _refuse(request, _("閲覧できるサービス提供者がありません。"))
+    return first
+
+
+def roster(request: HttpRequest) -> HttpResponse:
+    provider = _roster_provider(request)
+    rows = selectors.roster_for(request.user, provider)
+    return render(
+        request,
+        "operators/roster.html",
+        {
+            "provider": provider,
+            "rows": rows,
+            "providers": selectors.providers_for(request.user),
+            "now": timezone.now(),
+        },
+    )
+
+
+def _scope_text(scope: Any) -> str:
+    terminals = (
+        _("すべての端末") if scope.all_terminals else "・".join(t.name for t in scope.terminals.all()) or "-"
+    )
+    aps = (
+        _("すべてのカードAP")
+        if scope.all_card_aps
+        else "・".join(a.name for a in scope.card_aps.all()) or "-"
+    )
+    return f"{scope.get_operation_display()}［{terminals}／{aps}］"
+
+
+def _cell(value: str) -> str:
+    # A cell starting with = + - @ would run as a formula in Excel (CSV injection): quote it.
+    return f"'{value}" if value[:1] in ("=", "+", "-", "@") else value
+
+
+def _csv_response(rows: list[list[str]], filename: str, encoding: str) -> HttpResponse:
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\r\n").writerows([[_cell(str(v)) for v in row] for row in rows])
+    if encoding == "cp932":
+        body = buffer.getvalue().encode("cp932", errors="replace")
+        content_type = "text/csv; charset=Shift_JIS"
+    else:  # UTF-8 with a byte order mark, so that Excel recognises the Japanese text
+        body = buffer.getvalue().encode("utf-8-sig")
+        content_type = "text/csv; charset=utf-8"
+    response = HttpResponse(body, content_type=content_type)
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
+
+
+def roster_csv(request: HttpRequest) -> HttpResponse:
+    provider = _roster_provider(request)
+    rows = selectors.roster_for(request.user, provider)
+    table = [
+        [
+            _("サービス提供者"),
+            _("ユーザー名"),
+            _("氏名"),
+            _("役割"),
+            _("有効"),
+            _("操作可能範囲"),
+            _("担当端末（端末管理者）"),
+            _("最終サインイン（日本時間）"),
+        ]
+    ]
+    for row in rows:
+        person = row.operator
+        last = timezone.localtime(person.last_login).strftime("%Y-%m-%d %H:%M") if person.last_login else ""
+        table.append(
+            [
+                provider.name,
+                person.username,
+                person.get_full_name(),
+                str(person.get_role_display()),
+                _("有効") if person.is_active else _("無効"),
+                " ".join(_scope_text(s) for s in row.scopes),
+                "・".join(f"{t.name}（{t.location}）" for t in row.administered),
+                last,
+            ]
+        )
+    record(action="roster.export", request=request, target=provider.name)
+    encoding = "cp932" if request.GET.get("encoding") == "cp932" else "utf-8"
+    stamp = timezone.localdate().strftime("%Y%m%d")
+    return _csv_response(table, f"roster-{provider.pk}-{stamp}.csv", encoding)
+
+
+# --- audit log ---------------------------------------------------------------------------------
+
+
+def _audit_query(request: HttpRequest) -> tuple[AuditSearchForm, Any]:
+    if not can_read_audit(request.user):
+        raise _refuse(request, _("監査ログを閲覧する権限がありません。"))
+    form = AuditSearchForm(request.GET or None)
+    filters = form.cleaned_data if form.is_valid() else {}
+    return form, selectors.audit_entries_for(request.user, **filters)
+
+
+def audit_log(request: HttpRequest) -> HttpResponse:
+    form, entries = _audit_query(request)
+    page = Paginator(entries, 50).get_page(request.GET.get("page"))
+    query = request.GET.copy()
+    query.pop("page", None)
+    return render(request, "operators/audit.html", {"form": form, "page": page, "query": query.urlencode()})
+
+
+def audit_csv(request: HttpRequest) -> HttpResponse:
+    form, entries = _audit_query(request)
+    table = [
+        [
+            _("番号"),
+            _("日時（日本時間）"),
+            _("実行者"),
+            _("提供者ID"),
+            _("操作"),
+            _("接続元"),
+            _("対象"),
+            _("詳細"),
+            _("ハッシュ"),
+        ]
+    ]
+    for e in entries.iterator(chunk_size=2000):
+        table.append(
+            [
+                str(e.id),
+                timezone.localtime(e.at).strftime("%Y-%m-%d %H:%M:%S"),
+                e.actor,
+                "" if e.provider_id_snapshot is None else str(e.provider_id_snapshot),
+                e.action,
+                e.ip or "",
+                e.target,
+                json.dumps(e.detail, ensure_ascii=False, sort_keys=True),
+                e.hash,
+            ]
+        )
+    record(action="audit.export", request=request, detail={"rows": len(table) - 1})
+    encoding = "cp932" if request.GET.get("encoding") == "cp932" else "utf-8"
+    return _csv_response(table, f"audit-{timezone.localdate():%Y%m%d}.csv", encoding)
