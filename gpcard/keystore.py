@@ -118,7 +118,7 @@ class FileKeyStore(KeyStore):
         if not raw.startswith(MAGIC):
             raise KeyStoreError(f"{self.path} is not a gpcard key store")
         try:
-            blob = base64.b64decode(raw[len(MAGIC) :], validate=True)
+            blob = base64.b64decode(raw[len(MAGIC) :].strip(), validate=True)
         except ValueError:
             raise KeyStoreError(f"{self.path} is damaged (not base64)") from None
         if len(blob) < 12 + 16:
