@@ -8,12 +8,14 @@ wrapped in one go then N responses unwrapped, plus the handshake. Responses are 
 by the independent card end used in the tests (tests/gpcard/card_double.py), outside the timing.
 Prints microseconds per command and ratios within this run.
 """
+
 from __future__ import annotations
 
 import argparse
 import platform
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -50,13 +52,36 @@ def opened(key: bytes, level: int, iu: bytes, ea: bytes) -> SCP03Session:
     return s
 
 
-def best(fn, repeat: int) -> float:  # type: ignore[no-untyped-def]
+def best(fn: Callable[[], None], repeat: int) -> float:
     times = []
     for _ in range(repeat):
         t0 = time.perf_counter()
         fn()
         times.append(time.perf_counter() - t0)
     return min(times)
+
+
+def measure(key: bytes, level: int, cmds: list[CommandAPDU], repeat: int) -> tuple[float, float, float]:
+    """(handshake seconds, one-by-one seconds per command, batch seconds per command)."""
+    iu, ea, rapdus = prepare(key, level, cmds)
+    n = len(cmds)
+
+    def handshake() -> None:
+        opened(key, level, iu, ea)
+
+    def one_by_one() -> None:
+        s = opened(key, level, iu, ea)
+        for c, r in zip(cmds, rapdus, strict=True):
+            s.wrap(c)
+            s.unwrap(r)
+
+    def batch() -> None:
+        s = opened(key, level, iu, ea)
+        s.wrap_all(cmds)
+        s.unwrap_all(rapdus)
+
+    hs = best(handshake, repeat)
+    return hs, (best(one_by_one, repeat) - hs) / n, (best(batch, repeat) - hs) / n
 
 
 def main() -> None:
@@ -66,32 +91,16 @@ def main() -> None:
     args = ap.parse_args()
     n, repeat = args.n, args.repeat
     cmds = commands(n)
-    print(f"python {platform.python_version()}, cryptography {cryptography.__version__}, "
-          f"{platform.machine()}, N = {n} commands of 200 data bytes, best of {repeat}")
+    print(
+        f"python {platform.python_version()}, cryptography {cryptography.__version__}, "
+        f"{platform.machine()}, N = {n} commands of 200 data bytes, best of {repeat}"
+    )
     print(f"{'key':>7} {'level':>5} {'handshake µs':>13} {'one-by-one µs/cmd':>18} {'batch µs/cmd':>13}")
     results = {}
     for size in (16, 32):
         key = bytes(range(size))
         for level in (0x01, 0x33):
-            iu, ea, rapdus = prepare(key, level, cmds)
-
-            def handshake() -> None:
-                opened(key, level, iu, ea)
-
-            def one_by_one() -> None:
-                s = opened(key, level, iu, ea)
-                for c, r in zip(cmds, rapdus, strict=True):
-                    s.wrap(c)
-                    s.unwrap(r)
-
-            def batch() -> None:
-                s = opened(key, level, iu, ea)
-                s.wrap_all(cmds)
-                s.unwrap_all(rapdus)
-
-            hs = best(handshake, repeat)
-            obo = (best(one_by_one, repeat) - hs) / n
-            bat = (best(batch, repeat) - hs) / n
+            hs, obo, bat = measure(key, level, cmds, repeat)
             results[(size, level)] = bat
             print(f"AES-{size * 8:<3} {level:>5X} {hs * 1e6:>13.0f} {obo * 1e6:>18.1f} {bat * 1e6:>13.1f}")
     base = results[(16, 0x01)]

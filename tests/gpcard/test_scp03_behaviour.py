@@ -3,9 +3,13 @@ after an aborted batch, tampering, extended length. The card end is tests/gpcard
 
 from __future__ import annotations
 
-import pytest
+import contextlib
 
-from gpcard.apdu import CommandAPDU, ResponseAPDU
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from gpcard.apdu import APDUError, CommandAPDU, ResponseAPDU
 from gpcard.scp03 import (
     CardCryptogramError,
     InitializeUpdateResponse,
@@ -198,3 +202,14 @@ def test_aes_kcv_is_aes_of_ones() -> None:
     key = bytes(range(16))
     enc = Cipher(algorithms.AES(key), modes.ECB()).encryptor()
     assert aes_kcv(key) == enc.update(b"\x01" * 16)[:3]
+
+
+@settings(max_examples=200)
+@given(st.binary(max_size=64))
+def test_any_response_raises_only_typed_errors(raw: bytes) -> None:
+    host, _ = opened()
+    host.wrap(CommandAPDU(0x80, 0xCA, 0, 0x66, le=256))
+    with contextlib.suppress(SCP03Error, APDUError):
+        host.unwrap(raw)
+    with contextlib.suppress(SCP03Error):
+        InitializeUpdateResponse.parse(raw)
