@@ -16,16 +16,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 
-from gpcard import gp
+from gpcard import gp, plans
 from gpcard.aid import AID, ISD_AID
-from gpcard.apdesc import (
-    APType,
-    CardAPDescription,
-    load_blocks,
-    load_file_hash,
-    standard_elf_aid,
-    standard_module_aid,
-)
+from gpcard.apdesc import CardAPDescription
 from gpcard.apdu import CommandAPDU, ResponseAPDU
 from gpcard.scp03 import SCP03Session, StaticKeys
 from gpcard.sw import CardError
@@ -130,18 +123,11 @@ class CardSession:
         """GET DATA FF21 on the selected SD: quota, free non-volatile memory, applications."""
         return gp.parse_resources(self.send(gp.get_data(gp.TAG_RESOURCES), name="GET DATA FF21").data)
 
-    def install_standard(self, description: CardAPDescription, instance: AID | bytes) -> ResponseAPDU:
-        """INSTALL [for install and make selectable] of a type A/C/D AP with its description."""
-        kind = APType(description.ap_type)
-        return self.send(
-            gp.install_for_install(
-                standard_elf_aid(kind),
-                standard_module_aid(kind),
-                instance,
-                parameters=gp.install_parameters(description.encode()),
-            ),
-            name="INSTALL [for install]",
-        )
+    def install_standard(
+        self, description: CardAPDescription, instance: AID | bytes, dgis: Iterable[bytes] | None = None
+    ) -> None:
+        """INSTALL [for install and make selectable] of a type A/C/D AP (and personalise it if DGIs)."""
+        self.run(plans.install_standard_ap(description, instance, dgis), name="install card AP")
 
     def load_custom(
         self,
@@ -153,16 +139,10 @@ class CardSession:
         dap_sd: AID = ISD_AID,
     ) -> None:
         """INSTALL [for load] + LOAD blocks of a signed custom load file into ``sd``."""
-        self.send(
-            gp.install_for_load(
-                load_file,
-                sd,
-                data_block_hash=load_file_hash(data_block),
-                parameters=gp.load_parameters(len(data_block)),
-            ),
-            name="INSTALL [for load]",
+        cmds = plans.load_custom_ap(
+            load_file=load_file, sd=sd, data_block=data_block, signature=signature, dap_sd=dap_sd
         )
-        self.run(gp.load_commands(load_blocks(dap_sd, data_block, signature)), name="LOAD")
+        self.run(cmds, name="load custom AP")
 
     def install_custom(
         self, load_file: AID | bytes, module: AID | bytes, instance: AID | bytes
@@ -172,8 +152,7 @@ class CardSession:
 
     def personalise(self, instance: AID | bytes, dgis: Iterable[bytes]) -> None:
         """INSTALL [for personalization] then STORE DATA with the DGIs (whole DGIs per block)."""
-        self.send(gp.install_for_personalization(instance), name="INSTALL [for personalization]")
-        self.run(gp.store_data_commands(dgis), name="STORE DATA")
+        self.run(plans.personalise_ap(instance, dgis), name="personalise card AP")
 
     def delete(self, aid: AID | bytes, *, related: bool = False) -> ResponseAPDU:
         return self.send(gp.delete(aid, related=related), name="DELETE")
