@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from gpcard.scp03 import SCP03Session, StaticKeys
+from gpcard.scp03 import SCP03Session, StaticKeys, pseudo_random_card_challenge
 
 h = bytes.fromhex
 
@@ -226,3 +226,15 @@ def test_trace_batched(t: Trace) -> None:
     ea_rsp, eid_rsp = session.unwrap_all([h("9000"), h(t.get_eid_rsp) + h("9000")])
     assert eid_rsp.data == GET_EID_RSP_PLAIN
     assert session.pending == 4
+
+
+ISD_R = h("A0000005591010FFFFFFFF8900000100")  # GSMA SGP.22 ISD-R, the SD these traces talk to
+
+
+@pytest.mark.parametrize("t", TRACES, ids=[t.name for t in TRACES])
+def test_pseudo_random_card_challenge(t: Trace) -> None:
+    # i = 70: the card challenge is KDF(static ENC, 02, sequence counter ‖ SD AID, 64 bits) (Amendment D
+    # §6.2.2.1); the traces' card challenges and sequence counters confirm it.
+    rsp = h(t.init_upd_rsp)
+    card_challenge, sequence_counter = rsp[13:21], rsp[29:32]
+    assert pseudo_random_card_challenge(t.keys.enc, sequence_counter, ISD_R) == card_challenge
