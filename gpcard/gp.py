@@ -403,6 +403,7 @@ def set_status(scope: int, state: int, aid: AID | bytes = b"") -> CommandAPDU:
 
 # --- STORE DATA and DGIs ----------------------------------------------------------------------
 
+STORE_DATA_DGI = 0x08  # P1 b5-b4 = 01
 DGI_FILE_CONTENT = 0x0101
 DGI_AP_KEY = 0x0201
 DGI_PIN = 0x0301
@@ -481,7 +482,8 @@ def dgi_pin(pin: str) -> bytes:
 def store_data_commands(dgis: Iterable[bytes], *, max_data: int = MAX_SECURE_DATA) -> list[CommandAPDU]:
     """STORE DATA (80 E2) commands carrying whole DGIs, packed up to ``max_data`` bytes each.
 
-    P1 = 20 (DGI format) | 80 on the last block; P2 = block number from 00."""
+    P1 = 08 (b5-b4 = 01: DGI format, GPC 2.3 Table 11-89) | 80 on the last block; P2 = block
+    number from 00."""
     blocks: list[bytes] = []
     current = b""
     for item in dgis:
@@ -499,7 +501,7 @@ def store_data_commands(dgis: Iterable[bytes], *, max_data: int = MAX_SECURE_DAT
         raise GPError(f"{len(blocks)} STORE DATA blocks; P2 numbers at most 256")
     last = len(blocks) - 1
     return [
-        CommandAPDU(CLA_GP, 0xE2, 0x20 | (0x80 if i == last else 0x00), i, b, le=SHORT_LE_MAX)
+        CommandAPDU(CLA_GP, 0xE2, STORE_DATA_DGI | (0x80 if i == last else 0x00), i, b, le=SHORT_LE_MAX)
         for i, b in enumerate(blocks)
     ]
 

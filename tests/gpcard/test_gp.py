@@ -235,7 +235,7 @@ def test_store_data_blocks() -> None:
     dgis = gp.file_content_dgis(0x0001, 0, bytes(500)) + [gp.dgi_pin("123456"), gp.dgi_ap_key(bytes(16))]
     cmds = gp.store_data_commands(dgis)
     assert [c.p2 for c in cmds] == list(range(len(cmds)))
-    assert [c.p1 for c in cmds] == [0x20] * (len(cmds) - 1) + [0xA0]
+    assert [c.p1 for c in cmds] == [0x08] * (len(cmds) - 1) + [0x88]  # GPC 2.3 Table 11-89
     assert b"".join(c.data for c in cmds) == b"".join(dgis)
     assert all(len(c.data) <= gp.MAX_SECURE_DATA for c in cmds)
     for c in cmds:  # each block holds whole DGIs

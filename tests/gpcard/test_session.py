@@ -96,7 +96,7 @@ def test_install_personalise_delete_under_level_33() -> None:
     install = sd.received[0]
     assert install[2] == 0x0C and desc.encode() in install[4]
     assert sd.received[2][4] == b"".join(dgis)  # the card got the PIN and key, decrypted, intact
-    assert sd.received[2][2] == 0xA0  # DGI format, last block
+    assert sd.received[2][2] == 0x88  # DGI format, last block
 
 
 def test_list_content_follows_6310_pages() -> None:
