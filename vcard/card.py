@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,6 +29,8 @@ from vcard.state import (
 )
 from vcard.sw import CardError, pin_tries
 from vcard.wire import Command, parse_command
+
+log = logging.getLogger(__name__)
 
 ATR = bytes.fromhex("3BE000FF8131FE4514")
 GP_MANAGEMENT = {0xF2, 0xE6, 0xE8, 0xE4, 0xE2, 0xD8, 0xF0}
@@ -67,6 +70,7 @@ class VirtualCard:
         self.powered = True
         self.torn = False
         self.commands = 0  # commands received since creation (all, also refused ones)
+        self.internal_errors = 0  # handler bugs caught by process(): the fuzz tests require 0
 
     # --- construction -----------------------------------------------------------------------------
 
@@ -167,6 +171,8 @@ class VirtualCard:
         except CardError as e:
             out = e.sw.to_bytes(2, "big")
         except Exception:  # a bug must not crash the reader; the card answers "no precise diagnosis"
+            self.internal_errors += 1
+            log.exception("internal error handling %s", bytes(apdu)[:4].hex())
             out = sw.NO_PRECISE_DIAGNOSIS.to_bytes(2, "big")
         status = int.from_bytes(out[-2:], "big")
         if snapshot is not None:

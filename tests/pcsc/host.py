@@ -20,6 +20,7 @@ from gpcard.apdu import CommandAPDU
 from gpcard.diversify import diversify_keys
 from gpcard.scp03 import StaticKeys
 from gpcard.session import CardSession
+from gpcard.apdesc import Area, instance_aid  # noqa: F401 - re-exported for tests
 from gpcard.sw import CardError
 from vcard.bureau import DEMO_MASTER_KEYS
 
