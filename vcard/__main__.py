@@ -47,7 +47,9 @@ def main(argv: list[str] | None = None) -> int:
         if name == "serve":
             p.add_argument("--host", default="127.0.0.1")
             p.add_argument("--port", type=int, default=DEFAULT_PORT, help="vpcd port (35963, 35964, ...)")
-            p.add_argument("--no-quickack", action="store_true", help="do not set TCP_QUICKACK (slow; for benchmarks)")
+            p.add_argument(
+                "--no-quickack", action="store_true", help="do not set TCP_QUICKACK (slow; for benchmarks)"
+            )
             p.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(argv)
     try:
@@ -57,7 +59,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "info":
         print(json.dumps(card.info(), ensure_ascii=False, indent=2))
         return 0
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(asctime)s %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING, format="%(asctime)s %(message)s"
+    )
     client = VpcdClient(card, host=args.host, port=args.port, quickack=not args.no_quickack)
 
     def stop(signum: int, frame: FrameType | None) -> None:

@@ -80,7 +80,9 @@ class CardChannel:
         context = self.host_challenge + self.card_challenge
         expected = kdf(self.s_mac, HOST_CRYPTOGRAM, context, 64)
         mac = self._mac(cmd, cmd.data[:8])
-        if not hmac.compare_digest(expected, cmd.data[:8]) or not hmac.compare_digest(mac[:MAC_LEN], cmd.data[8:]):
+        if not hmac.compare_digest(expected, cmd.data[:8]) or not hmac.compare_digest(
+            mac[:MAC_LEN], cmd.data[8:]
+        ):
             raise CardError(sw.SECURITY_STATUS)
         self.mac_chain = mac
         self.level = cmd.p1
@@ -89,7 +91,9 @@ class CardChannel:
 
     def _mac(self, cmd: Command, body: bytes) -> bytes:
         cla = (cmd.cla & 0xF0) | 0x04  # logical channel bits are not MACed
-        return aes_cmac(self.s_mac, self.mac_chain + bytes([cla, cmd.ins, cmd.p1, cmd.p2]) + cmd.lc_field + body)
+        return aes_cmac(
+            self.s_mac, self.mac_chain + bytes([cla, cmd.ins, cmd.p1, cmd.p2]) + cmd.lc_field + body
+        )
 
     def unwrap(self, cmd: Command) -> Command:
         """Verify C-MAC and decrypt per the security level; MacError closes the channel."""

@@ -8,6 +8,7 @@ Debian's python3-virtualsmartcard does not import on bookworm."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import socket
 import threading
@@ -22,8 +23,9 @@ POWER_OFF, POWER_ON, RESET, GET_ATR = 0, 1, 2, 4
 
 
 class VpcdClient:
-    def __init__(self, card: VirtualCard, *, host: str = "127.0.0.1", port: int = DEFAULT_PORT,
-                 quickack: bool = True) -> None:
+    def __init__(
+        self, card: VirtualCard, *, host: str = "127.0.0.1", port: int = DEFAULT_PORT, quickack: bool = True
+    ) -> None:
         self.card = card
         self.host = host
         self.port = port
@@ -131,10 +133,8 @@ class VpcdClient:
         self.stop.set()
         sock = self._sock
         if sock is not None:
-            try:
+            with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
 
     def start(self) -> threading.Thread:
         """Serve in a daemon thread (tests, many cards in one process)."""

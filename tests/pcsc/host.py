@@ -6,12 +6,14 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from gpcard import gp
-from gpcard.apdesc import (
+from gpcard.apdesc import (  # noqa: F401 - re-exported for tests
+    Area,
     CardAPDescription,
     FileLayout,
     PinPolicy,
     PinSource,
     UserNumberLocation,
+    instance_aid,
     standard_description,
     standard_elf_aid,
     standard_module_aid,
@@ -20,7 +22,6 @@ from gpcard.apdu import CommandAPDU
 from gpcard.diversify import diversify_keys
 from gpcard.scp03 import StaticKeys
 from gpcard.session import CardSession
-from gpcard.apdesc import Area, instance_aid  # noqa: F401 - re-exported for tests
 from gpcard.sw import CardError
 from vcard.bureau import DEMO_MASTER_KEYS
 
@@ -64,7 +65,9 @@ def cost(desc: CardAPDescription) -> int:
 def install_commands(desc: CardAPDescription, instance: bytes) -> list[CommandAPDU]:
     return [
         gp.install_for_install(
-            standard_elf_aid(desc.ap_type), standard_module_aid(desc.ap_type), instance,
+            standard_elf_aid(desc.ap_type),
+            standard_module_aid(desc.ap_type),
+            instance,
             parameters=gp.install_parameters(desc.encode()),
         )
     ]
@@ -110,7 +113,9 @@ def read_first(s: CardSession, desc: CardAPDescription, pin: str | None) -> tupl
         s.send(CommandAPDU(0x00, 0x20, 0x00, 0x80, pin.encode()))
     f = desc.files[0]
     s.send(CommandAPDU(0x00, 0xA4, 0x02, 0x0C, f.fid.to_bytes(2, "big")))
-    read = CommandAPDU(0x00, 0xB0, 0, 0, le=256) if f.structure == 1 else CommandAPDU(0x00, 0xB2, 1, 4, le=256)
+    read = (
+        CommandAPDU(0x00, 0xB0, 0, 0, le=256) if f.structure == 1 else CommandAPDU(0x00, 0xB2, 1, 4, le=256)
+    )
     try:
         r = s.send(read, expect=(0x9000, 0x6982))
     except CardError as e:  # gpcard raises on 6982 inside a channel

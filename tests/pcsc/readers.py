@@ -7,6 +7,7 @@ and "Virtual PCD 00 01"); README.md explains how to add more."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -104,11 +105,15 @@ def pcscd_service() -> Iterator[None]:
         if os.geteuid() != 0:
             unavailable("pcscd is not running and only root can start it")
         started = subprocess.Popen(  # noqa: S603
-            [pcscd_binary() or "pcscd", "-f"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [pcscd_binary() or "pcscd", "-f"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
             start_new_session=True,
         )
     try:
-        wait_for(lambda: any(r.startswith(READER_PREFIX) for r in list_readers()), 15, "pcscd to list vpcd readers")
+        wait_for(
+            lambda: any(r.startswith(READER_PREFIX) for r in list_readers()), 15, "pcscd to list vpcd readers"
+        )
         yield
     finally:
         if started is not None:
@@ -150,10 +155,8 @@ class PcscCard:
         """Power-cycle: after tearing the card was pulled; wait for it to be back and reconnect."""
         from smartcard.Exceptions import CardConnectionException
 
-        try:
+        with contextlib.suppress(CardConnectionException):
             self.connection.disconnect()  # type: ignore[attr-defined]
-        except CardConnectionException:
-            pass
         self.connect()
 
     def close(self) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from gpcard import gp
-from gpcard.apdesc import dap_sign, instance_aid, Area
+from gpcard.apdesc import Area, dap_sign, instance_aid
 from gpcard.apdu import CommandAPDU
 from gpcard.diversify import diversify_keys
 from gpcard.session import CardSession
@@ -169,8 +169,10 @@ def test_pin_blocks_after_its_retry_limit(make_terminal):
     t = make_terminal()
     desc, inst = install_and_personalise(t, "A", 12)
     s = host.ap_session(t.transmit, inst, level=0x01)
-    answers = [s.send(CommandAPDU(0x00, 0x20, 0x00, 0x80, b"0000"), expect=(0x63C2, 0x63C1, 0x63C0)).sw
-               for _ in range(3)]
+    answers = [
+        s.send(CommandAPDU(0x00, 0x20, 0x00, 0x80, b"0000"), expect=(0x63C2, 0x63C1, 0x63C0)).sw
+        for _ in range(3)
+    ]
     assert answers == [0x63C2, 0x63C1, 0x63C0]
     assert s.send(CommandAPDU(0x00, 0x20, 0x00, 0x80, host.PIN.encode()), expect=(0x6983,)).sw == 0x6983
     t.reset()
@@ -180,13 +182,24 @@ def test_pin_blocks_after_its_retry_limit(make_terminal):
 
 def test_custom_ap_with_dap(make_terminal):
     from gpcard.apdesc import (
-        AccessRule, CardAPDescription, FileSpec, FileStructure, load_blocks, load_file_aid, load_file_hash,
+        AccessRule,
+        CardAPDescription,
+        FileSpec,
+        FileStructure,
+        load_blocks,
+        load_file_aid,
+        load_file_hash,
     )
     from gpcard.apdesc import UserNumberLocation as U
 
     t = make_terminal()
     desc = CardAPDescription(
-        "X", (FileSpec(0x0010, FileStructure.TRANSPARENT, AccessRule.FREE, AccessRule.PERSONALISATION_ONLY, length=64),),
+        "X",
+        (
+            FileSpec(
+                0x0010, FileStructure.TRANSPARENT, AccessRule.FREE, AccessRule.PERSONALISATION_ONLY, length=64
+            ),
+        ),
         U(0x0010, 0, 0, 6),
     )
     block = desc.encode()
@@ -197,8 +210,14 @@ def test_custom_ap_with_dap(make_terminal):
 
     def load(signature: bytes) -> None:
         s = host.open_sd(t.transmit)
-        s.send(gp.install_for_load(elf, host.LOCAL_SD, data_block_hash=load_file_hash(block),
-                                   parameters=gp.load_parameters(len(block))))
+        s.send(
+            gp.install_for_load(
+                elf,
+                host.LOCAL_SD,
+                data_block_hash=load_file_hash(block),
+                parameters=gp.load_parameters(len(block)),
+            )
+        )
         s.run(gp.load_commands(load_blocks(host.ISD, block, signature)))
 
     with pytest.raises(CardError) as e:

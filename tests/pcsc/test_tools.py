@@ -50,7 +50,7 @@ def test_pkcs15_tool_lists_the_test_certificate(vpcd_card):
     serial = cert.serial_number.to_bytes((cert.serial_number.bit_length() + 7) // 8, "big").hex().upper()
     assert serial in out.replace(" ", "")  # OpenSC printed the serial of the card's own certificate
     pem = run("pkcs15-tool", "--reader", reader_index(vpcd_card.reader), "--read-certificate", "01")
-    assert x509.load_pem_x509_certificate(pem[pem.index("-----BEGIN"):].encode()) == cert
+    assert x509.load_pem_x509_certificate(pem[pem.index("-----BEGIN") :].encode()) == cert
     assert vpcd_card.card.standard_ap_commands > 0  # OpenSC did talk to the JPKI AP, and it was logged
 
 

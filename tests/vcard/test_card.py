@@ -64,23 +64,38 @@ def test_identity_and_key_information(card):
     iin, cin = s.card_identity()
     assert cin == card.state.cin and iin == card.state.iin
     keys = gp.parse_key_information(s.send(gp.get_data(gp.TAG_KEY_INFORMATION)).data)
-    assert [(k.key_id, k.version, k.key_type, k.key_length) for k in keys] == [(i, 0x30, 0x88, 16) for i in (1, 2, 3)]
+    assert [(k.key_id, k.version, k.key_type, k.key_length) for k in keys] == [
+        (i, 0x30, 0x88, 16) for i in (1, 2, 3)
+    ]
     recognition = gp.parse_card_data(s.send(gp.get_data(gp.TAG_CARD_DATA)).data)
     assert recognition[0x64] == h("2A864886FC6B040370")  # SCP03, i = 70
 
 
 def test_per_card_keys_follow_the_documented_kdf(card):
     """The bureau's diversification equals the SP 800-108 KDF computed independently."""
-    from cryptography.hazmat.primitives.kdf.kbkdf import CounterLocation, KBKDFCMAC, Mode
     from cryptography.hazmat.primitives.ciphers import algorithms
+    from cryptography.hazmat.primitives.kdf.kbkdf import KBKDFCMAC, CounterLocation, Mode
 
     master = DEMO_MASTER_KEYS[host.LOCAL_SD]
     s = card.state
-    for constant, key in zip((0x41, 0x42, 0x43), (s.sds[host.LOCAL_SD].keys.enc, s.sds[host.LOCAL_SD].keys.mac,
-                                                   s.sds[host.LOCAL_SD].keys.dek), strict=True):
+    for constant, key in zip(
+        (0x41, 0x42, 0x43),
+        (s.sds[host.LOCAL_SD].keys.enc, s.sds[host.LOCAL_SD].keys.mac, s.sds[host.LOCAL_SD].keys.dek),
+        strict=True,
+    ):
         fixed = bytes(11) + bytes([constant]) + b"\x00" + (128).to_bytes(2, "big")
-        kdf = KBKDFCMAC(algorithms.AES, Mode.CounterMode, 16, 1, None, CounterLocation.MiddleFixed, None, None,
-                        fixed + s.iin + s.cin, break_location=len(fixed))
+        kdf = KBKDFCMAC(
+            algorithms.AES,
+            Mode.CounterMode,
+            16,
+            1,
+            None,
+            CounterLocation.MiddleFixed,
+            None,
+            None,
+            fixed + s.iin + s.cin,
+            break_location=len(fixed),
+        )
         assert kdf.derive(master) == key
     assert diversify(master, s.iin, s.cin).enc == s.sds[host.LOCAL_SD].keys.enc
 
@@ -208,7 +223,9 @@ def test_memory_full_and_blocked_pin_faults():
     card.faults.memory_full = False
     desc = host.description("A")
     inst = bytes(host.instance_aid(host.Area.LOCAL, 2))
-    host.open_sd(card.transmit).run(host.install_commands(desc, inst) + host.personalise_commands(inst, host.content_dgis(desc)))
+    host.open_sd(card.transmit).run(
+        host.install_commands(desc, inst) + host.personalise_commands(inst, host.content_dgis(desc))
+    )
     card.faults.pin_blocked = True
     a = host.ap_session(card.transmit, inst, level=0x01)
     assert a.send(CommandAPDU(0, 0x20, 0, 0x80, host.PIN.encode()), expect=(0x6983,)).sw == 0x6983
@@ -238,7 +255,9 @@ def test_state_survives_a_restart(tmp_path):
     card = VirtualCard.create(state_file=path)
     desc = host.description("C")
     inst = bytes(host.instance_aid(host.Area.LOCAL, 5))
-    host.open_sd(card.transmit).run(host.install_commands(desc, inst) + host.personalise_commands(inst, host.content_dgis(desc)))
+    host.open_sd(card.transmit).run(
+        host.install_commands(desc, inst) + host.personalise_commands(inst, host.content_dgis(desc))
+    )
     again = VirtualCard.create(state_file=path)
     assert again.state.cin == card.state.cin
     assert again.state.instances[inst].life_cycle == 0x0F
@@ -247,8 +266,12 @@ def test_state_survives_a_restart(tmp_path):
 
 def test_cli_info_prints_aids_cin_and_state(tmp_path):
     path = tmp_path / "card.json"
-    out = subprocess.run([sys.executable, "-m", "vcard", "info", "--state", str(path)],
-                         capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-m", "vcard", "info", "--state", str(path)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     info = json.loads(out)
     assert info["isd"] == "A000000151000000"
     assert set(info["security_domains"]) == {"D392100031000201", "D392100031000202"}
@@ -258,5 +281,7 @@ def test_cli_info_prints_aids_cin_and_state(tmp_path):
 
 
 def test_cli_refuses_unknown_fault(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "vcard", "info", "--fault", "melt"], capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "vcard", "info", "--fault", "melt"], capture_output=True, text=True
+    )
     assert proc.returncode != 0 and "unknown fault" in proc.stderr

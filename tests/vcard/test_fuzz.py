@@ -12,12 +12,32 @@ from tests.pcsc import host
 from vcard import VirtualCard
 
 VALID_SW1 = {0x61, 0x62, 0x63, 0x64, 0x65, 0x66, 0x67, 0x68, 0x69, 0x6A, 0x6B, 0x6C, 0x6D, 0x6E, 0x6F}
-INTERESTING_INS = [0xA4, 0xCA, 0x50, 0x82, 0xF2, 0xE6, 0xE8, 0xE4, 0xE2, 0xD8, 0xF0, 0x20, 0xB0, 0xB2, 0xD6, 0xDC, 0x2A]
+INTERESTING_INS = [
+    0xA4,
+    0xCA,
+    0x50,
+    0x82,
+    0xF2,
+    0xE6,
+    0xE8,
+    0xE4,
+    0xE2,
+    0xD8,
+    0xF0,
+    0x20,
+    0xB0,
+    0xB2,
+    0xD6,
+    0xDC,
+    0x2A,
+]
 
 raw_apdus = st.one_of(
     st.binary(max_size=300),
     st.builds(
-        lambda cla, ins, p1, p2, data, le: bytes([cla, ins, p1, p2]) + (bytes([len(data)]) + data if data else b"") + le,
+        lambda cla, ins, p1, p2, data, le: (
+            bytes([cla, ins, p1, p2]) + (bytes([len(data)]) + data if data else b"") + le
+        ),
         st.sampled_from([0x00, 0x04, 0x80, 0x84, 0x0C, 0xFF, 0x81]),
         st.sampled_from(INTERESTING_INS) | st.integers(0, 255),
         st.integers(0, 255),
@@ -26,7 +46,9 @@ raw_apdus = st.one_of(
         st.sampled_from([b"", b"\x00", b"\x10"]),
     ),
 )
-SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+SETTINGS = settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 
 
 def check(response: bytes, card: VirtualCard) -> None:
@@ -40,7 +62,9 @@ def _ap_card() -> tuple[VirtualCard, bytes]:
     card = VirtualCard.create()
     desc = host.description("D")
     inst = bytes(host.instance_aid(host.Area.LOCAL, 1))
-    host.open_sd(card.transmit).run(host.install_commands(desc, inst) + host.personalise_commands(inst, host.content_dgis(desc)))
+    host.open_sd(card.transmit).run(
+        host.install_commands(desc, inst) + host.personalise_commands(inst, host.content_dgis(desc))
+    )
     return card, inst
 
 
@@ -71,8 +95,13 @@ def test_random_apdus_inside_a_card_ap_session(apdu):
 
 
 @SETTINGS
-@given(st.integers(0, 255), st.sampled_from(INTERESTING_INS), st.integers(0, 255), st.integers(0, 255),
-       st.binary(max_size=200))
+@given(
+    st.integers(0, 255),
+    st.sampled_from(INTERESTING_INS),
+    st.integers(0, 255),
+    st.integers(0, 255),
+    st.binary(max_size=200),
+)
 def test_correctly_maced_random_commands(cla_bits, ins, p1, p2, data):
     s = host.open_sd(SD_CARD.transmit)
     cmd = CommandAPDU(0x80 if cla_bits & 1 else 0x00, ins, p1, p2, data, le=256)
