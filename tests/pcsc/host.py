@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from gpcard import gp
+from gpcard import gp, plans
 from gpcard.apdesc import (  # noqa: F401 - re-exported for tests
     Area,
     CardAPDescription,
@@ -84,9 +84,8 @@ def content_dgis(desc: CardAPDescription, user_number: bytes = b"12345678") -> l
 
 
 def personalise_commands(instance: bytes, dgis: Sequence[bytes]) -> list[CommandAPDU]:
-    # STORE DATA in DGI format is P1 08 / 88 (GPC 2.3 Table 11-89, docs/card-protocol.md).
-    stores = [c.with_(p1=(c.p1 & 0x80) | 0x08) for c in gp.store_data_commands(dgis)]
-    return [gp.install_for_personalization(instance), *stores]
+    """INSTALL [for personalization] + STORE DATA (P1 08/88, DGI format), as gpcard plans it."""
+    return plans.personalise_ap(instance, dgis)
 
 
 def select(transmit: Transmit, aid: bytes) -> int:

@@ -169,19 +169,23 @@ class PcscCard:
         wait_for(lambda: not card_present(self.reader), 10, f"{self.reader} to empty")
 
 
-def insert_card(card: VirtualCard, *, quickack: bool = True) -> PcscCard:
-    """Put ``card`` into the first vpcd slot that has no card."""
+def insert_card(card: VirtualCard, *, quickack: bool = True, wait: float = 60.0) -> PcscCard:
+    """Put ``card`` into the first vpcd slot that has no card (waiting while others use them all)."""
     ports = vpcd_ports()
-    listed = list_readers()
-    for reader, port in ports.items():
-        if reader in listed and not card_present(reader):
-            client = VpcdClient(card, port=port, quickack=quickack)
-            client.start()
-            pc = PcscCard(card, client, reader)
-            try:
-                pc.connect()
-            except TimeoutError:
-                client.close()
-                continue  # another process got this slot first
-            return pc
-    raise RuntimeError(f"no free vpcd reader slot among {sorted(ports)}")
+    end = time.monotonic() + wait
+    while True:
+        listed = list_readers()
+        for reader, port in ports.items():
+            if reader in listed and not card_present(reader):
+                client = VpcdClient(card, port=port, quickack=quickack)
+                client.start()
+                pc = PcscCard(card, client, reader)
+                try:
+                    pc.connect()
+                except TimeoutError:
+                    client.close()
+                    continue  # another process got this slot first
+                return pc
+        if time.monotonic() > end:
+            raise RuntimeError(f"no free vpcd reader slot among {sorted(ports)}")
+        time.sleep(0.5)
