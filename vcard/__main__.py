@@ -11,7 +11,10 @@ from pathlib import Path
 from types import FrameType
 
 from vcard.card import CardConfig, VirtualCard
+from vcard.state import EXTENDED_SD_AID, LOCAL_SD_AID
 from vcard.vpcd import DEFAULT_PORT, VpcdClient
+
+AREAS = {"local": LOCAL_SD_AID, "extended": EXTENDED_SD_AID}
 
 FAULT_HELP = (
     "tear=N (the N-th command loses power), mute=N (silent after N commands), card-locked, "
@@ -27,7 +30,15 @@ def _hex(value: str) -> bytes:
 
 
 def _card(args: argparse.Namespace) -> VirtualCard:
-    config = CardConfig(cin=args.cin, static_key=args.static_keys, faults=list(args.fault or []))
+    quotas = {}
+    for spec in args.quota or []:
+        area, _, size = spec.partition("=")
+        if area not in AREAS or not size.isdigit():
+            raise SystemExit(f"--quota {spec!r}: local=BYTES or extended=BYTES")
+        quotas[AREAS[area]] = int(size)
+    config = CardConfig(
+        cin=args.cin, static_key=args.static_keys, faults=list(args.fault or []), quotas=quotas
+    )
     if config.static_key is not None and len(config.static_key) not in (16, 24, 32):
         raise SystemExit("--static-keys: an AES key of 16, 24 or 32 bytes")
     if config.cin is not None and len(config.cin) != 10:
@@ -44,6 +55,12 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--static-keys", type=_hex, help="give every SD this SCP03 key (e.g. 404142...4F)")
         p.add_argument("--cin", type=_hex, help="card identification number for a new card (10 bytes hex)")
         p.add_argument("--fault", action="append", metavar="FAULT", help=FAULT_HELP)
+        p.add_argument(
+            "--quota",
+            action="append",
+            metavar="AREA=BYTES",
+            help="area quota of a new card: local=8192, extended=16384",
+        )
         if name == "serve":
             p.add_argument("--host", default="127.0.0.1")
             p.add_argument("--port", type=int, default=DEFAULT_PORT, help="vpcd port (35963, 35964, ...)")
