@@ -235,3 +235,53 @@ def test_custom_ap_with_dap(make_terminal):
     s.delete(elf, related=True)
     assert s.list_content() == [] and s.list_content(gp.StatusKind.LOAD_FILES) == []
     assert s.free_memory().free_nonvolatile == 8192
+
+
+def test_tearing_during_delete_and_load_keeps_the_card_whole(make_terminal):
+    from gpcard.apdesc import load_blocks, load_file_aid, load_file_hash
+
+    t = make_terminal()
+    desc, inst = install_and_personalise(t, "A", 13)
+    s = host.open_sd(t.transmit)
+    before = t.card.state.to_dict()
+    t.card.faults.tear_at = 1
+    with pytest.raises(CardUnresponsive):
+        s.delete(inst)
+    t.reset()
+    assert t.card.state.to_dict() == before  # DELETE torn: the AP is whole and personalised
+    data, status = host.read_first(host.ap_session(t.transmit, inst, level=0x01), desc, host.PIN)
+    assert status == 0x9000 and data.startswith(b"12345678")
+
+    custom = host.description("C").encode().replace(b"\x80\x01C", b"\x80\x01X", 1)
+    elf = bytes(load_file_aid(Area.LOCAL, 4))
+    blocks = load_blocks(host.ISD, custom, dap_sign(custom, demo_dap_private_key()), block_size=40)
+    commands = [
+        gp.install_for_load(
+            elf,
+            host.LOCAL_SD,
+            data_block_hash=load_file_hash(custom),
+            parameters=gp.load_parameters(len(custom)),
+        ),
+        *gp.load_commands(blocks),
+    ]
+    assert len(commands) > 3
+    for k in range(len(commands)):
+        s = host.open_sd(t.transmit)
+        s.run(commands[:k])
+        t.card.faults.tear_at = 1
+        with pytest.raises(CardUnresponsive):
+            s.send(commands[k])
+        t.reset()
+        assert elf not in t.card.state.load_files  # never a half-loaded file
+        assert host.open_sd(t.transmit).free_memory().free_nonvolatile == 8192 - host.cost(desc)
+    host.open_sd(t.transmit).run(commands)
+    assert t.card.state.load_files[elf].data_block == custom
+
+
+def test_two_cards_at_once(make_terminal):
+    first, second = make_terminal(), make_terminal()
+    for t in (first, second):
+        s = host.CardSession(t.transmit)
+        s.select(host.LOCAL_SD)
+        assert s.card_identity()[1] == t.card.state.cin
+    assert first.card.state.cin != second.card.state.cin
