@@ -350,8 +350,9 @@ class VirtualCard:
     # --- the standard APs (never addressed by the loading system; every command is logged) ----------
 
     def _log_standard(self, aid: bytes, raw: bytes) -> None:
+        # Header and data length only: a VERIFY to the JPKI AP carries a PIN, which no log may hold.
         log = self.state.standard_ap_log
-        log.append(f"{STANDARD_APS.get(aid, '?')} {raw.hex().upper()}")
+        log.append(f"{STANDARD_APS.get(aid, '?')} {raw[:4].hex().upper()} +{max(0, len(raw) - 4)}")
         del log[:-LOG_LIMIT]
 
     def _standard_ap(self, cmd: Command) -> tuple[bytes, int]:

@@ -285,3 +285,12 @@ def test_cli_refuses_unknown_fault(tmp_path):
         [sys.executable, "-m", "vcard", "info", "--fault", "melt"], capture_output=True, text=True
     )
     assert proc.returncode != 0 and "unknown fault" in proc.stderr
+
+
+def test_standard_ap_log_never_holds_a_pin(card):
+    card.transmit(h("00A4040C0AD392F000260100000001"))
+    card.transmit(h("00A4020C020018"))
+    card.transmit(h("002000800431323334"))  # the right JPKI PIN "1234"
+    assert card.standard_ap_commands == 3
+    assert not any("31323334" in entry for entry in card.standard_ap_log)
+    assert card.standard_ap_log[-1] == "JPKI 00200080 +5"
