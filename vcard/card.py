@@ -319,6 +319,8 @@ class VirtualCard:
         ins = cmd.ins
         if ins == 0xCA:
             return gp.get_data(state, self.faults, sd, cmd)
+        if ins == 0xA4:
+            raise CardError(sw.NOT_FOUND)  # a security domain has no files
         if ins not in GP_MANAGEMENT or not cmd.cla & 0x80:
             raise CardError(sw.INS_NOT_SUPPORTED if ins not in GP_MANAGEMENT else sw.CLA_NOT_SUPPORTED)
         channel = sess.channel if sess.authenticated else None
