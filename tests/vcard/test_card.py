@@ -294,3 +294,27 @@ def test_standard_ap_log_never_holds_a_pin(card):
     assert card.standard_ap_commands == 3
     assert not any("31323334" in entry for entry in card.standard_ap_log)
     assert card.standard_ap_log[-1] == "JPKI 00200080 +5"
+
+
+def test_locking_an_application_and_unlocking_it(card):
+    desc = host.description("C")
+    inst = bytes(host.instance_aid(host.Area.LOCAL, 31))
+    s = host.open_sd(card.transmit)
+    s.run(host.install_commands(desc, inst) + host.personalise_commands(inst, host.content_dgis(desc)))
+    s.send(gp.set_status(0x40, 0x80, inst))
+    assert s.list_content()[0].life_cycle == 0x8F
+    assert sw_of(card, "00A4040008" + inst.hex()) == 0x6283
+    s = host.open_sd(card.transmit)
+    s.send(gp.set_status(0x40, 0x00, inst))
+    assert s.list_content()[0].life_cycle == 0x0F
+    assert sw_of(card, "00A4040008" + inst.hex()) == 0x9000
+
+
+def test_an_area_sd_cannot_lock_itself_or_the_card(card):
+    s = host.open_sd(card.transmit)
+    for cmd in (gp.set_status(0x40, 0x80, host.LOCAL_SD), gp.set_status(0x80, 0x7F)):
+        with pytest.raises(CardError) as e:
+            s.send(cmd)
+        assert e.value.sw == 0x6982
+        s = host.open_sd(card.transmit)
+    assert card.state.life_cycle == 0x0F and not card.state.sds[host.LOCAL_SD].locked
