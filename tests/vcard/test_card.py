@@ -318,3 +318,36 @@ def test_an_area_sd_cannot_lock_itself_or_the_card(card):
         assert e.value.sw == 0x6982
         s = host.open_sd(card.transmit)
     assert card.state.life_cycle == 0x0F and not card.state.sds[host.LOCAL_SD].locked
+
+
+def test_load_with_a_wrong_hash_or_too_big_is_refused(card):
+    from gpcard.apdesc import dap_sign, load_blocks, load_file_aid, load_file_hash
+    from vcard.bureau import demo_dap_private_key
+
+    block = host.description("C").encode().replace(b"\x80\x01C", b"\x80\x01X", 1)
+    elf = bytes(load_file_aid(host.Area.LOCAL, 9))
+    signature = dap_sign(block, demo_dap_private_key())
+    s = host.open_sd(card.transmit)
+    s.send(
+        gp.install_for_load(
+            elf,
+            host.LOCAL_SD,
+            data_block_hash=load_file_hash(block + b"x"),
+            parameters=gp.load_parameters(len(block)),
+        )
+    )
+    with pytest.raises(CardError) as e:
+        s.run(gp.load_commands(load_blocks(host.ISD, block, signature)))
+    assert e.value.sw == 0x6985 and not card.state.load_files
+    s = host.open_sd(card.transmit)
+    with pytest.raises(CardError) as e:
+        s.send(
+            gp.install_for_load(
+                elf, host.LOCAL_SD, data_block_hash=load_file_hash(block), parameters=gp.load_parameters(8193)
+            )
+        )
+    assert e.value.sw == 0x6A84
+    s = host.open_sd(card.transmit)
+    with pytest.raises(CardError) as e:  # LOAD without INSTALL [for load]
+        s.run(gp.load_commands(load_blocks(host.ISD, block, signature)))
+    assert e.value.sw == 0x6985 and not card.state.load_files
