@@ -8,6 +8,7 @@ and "Virtual PCD 00 01"); README.md explains how to add more."""
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import re
 import shutil
@@ -44,7 +45,14 @@ def pcscd_binary() -> str | None:
 
 
 def pcscd_running() -> bool:
-    return subprocess.run(["pidof", "pcscd"], capture_output=True).returncode == 0  # noqa: S607
+    """True when a pcscd answers on its socket (a defunct process would fool pidof)."""
+    from smartcard import scard
+
+    hresult, context = scard.SCardEstablishContext(scard.SCARD_SCOPE_USER)
+    if hresult != scard.SCARD_S_SUCCESS:
+        return False
+    scard.SCardReleaseContext(context)
+    return True
 
 
 def vpcd_ports() -> dict[str, int]:
@@ -59,12 +67,11 @@ def vpcd_ports() -> dict[str, int]:
 
 
 def list_readers() -> list[str]:
-    from smartcard.Exceptions import ListReadersException
     from smartcard.System import readers
 
     try:
         return [str(r) for r in readers()]
-    except ListReadersException:
+    except Exception:  # no PC/SC service (yet), or no readers
         return []
 
 
@@ -116,6 +123,7 @@ def pcscd_service() -> Iterator[None]:
         )
         yield
     finally:
+        gc.collect()  # release pyscard contexts left by tests while the service still answers
         if started is not None:
             started.terminate()
             try:
@@ -157,12 +165,15 @@ class PcscCard:
 
         with contextlib.suppress(CardConnectionException):
             self.connection.disconnect()  # type: ignore[attr-defined]
+        with contextlib.suppress(CardConnectionException):
+            self.connection.release()  # type: ignore[attr-defined]
         self.connect()
 
     def close(self) -> None:
         try:
             if self.connection is not None:
                 self.connection.disconnect()  # type: ignore[attr-defined]
+                self.connection.release()  # type: ignore[attr-defined]
         except Exception:  # noqa: S110 - the card may be gone already
             pass
         self.client.close()

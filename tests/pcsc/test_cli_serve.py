@@ -62,9 +62,11 @@ def test_served_card_keeps_its_state_across_restarts(pcscd, tmp_path):
         s.run(host.install_commands(desc, inst) + host.personalise_commands(inst, host.content_dgis(desc)))
         assert s.free_memory().quota == 4096
         conn.disconnect()
+        conn.release()
     with served(state) as reader:
         conn, transmit = transmit_in(reader)
         s = host.open_sd(transmit)
         assert s.card_identity()[1] == cin
         assert [bytes(e.aid) for e in s.list_content()] == [inst]
         conn.disconnect()
+        conn.release()
