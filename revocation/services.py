@@ -22,13 +22,15 @@ from pathlib import Path
 
 from django.conf import settings
 from django.core.mail import send_mail
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
+from django.db.models import F
 from django.utils import timezone
 
 from operators import audit
 from revocation import feedfile
 from revocation.keys import feed_public_key
-from revocation.models import Feed
+from cardap.models import Provider, ProviderAPIKey
+from revocation.models import Feed, ProviderPull
 
 log = logging.getLogger(__name__)
 
@@ -331,3 +333,16 @@ def sync_configured_source() -> list[Feed]:
     directory = Path(settings.REVOCATION_FEED_DIR)
     directory.mkdir(parents=True, exist_ok=True)
     return sync_directory(directory=directory)
+
+
+def record_pull(*, provider: Provider, key: ProviderAPIKey, kind: str, last_seq: int | None) -> None:
+    """Remember a provider's last pull (one UPDATE; the row is created on the first pull)."""
+    now = timezone.now()
+    fields = {"pulled_at": now, "kind": kind, "last_seq": last_seq, "key_prefix": key.prefix}
+    updated = ProviderPull.objects.filter(provider=provider).update(pulls=F("pulls") + 1, **fields)
+    if not updated:
+        try:
+            with transaction.atomic():
+                ProviderPull.objects.create(provider=provider, pulls=1, **fields)
+        except IntegrityError:  # a concurrent first pull created it
+            ProviderPull.objects.filter(provider=provider).update(pulls=F("pulls") + 1, **fields)
