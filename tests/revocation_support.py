@@ -6,6 +6,8 @@ import datetime as dt
 import itertools
 from pathlib import Path
 
+import pytest
+
 from cardap.models import CardAP, CardAPInstallation, Provider
 from revocation import feedfile
 
@@ -33,3 +35,9 @@ def card_ap(provider: Provider, name: str = "AP") -> CardAP:
 
 def install(card: str, ap: CardAP, user_number: str, state: str = "personalised") -> CardAPInstallation:
     return CardAPInstallation.objects.create(card_id=card, card_ap=ap, user_number=user_number, state=state)
+
+
+@pytest.fixture(autouse=True)
+def fast_passwords(settings):
+    """The shared world creates several users; a fast hasher keeps these tests to seconds."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

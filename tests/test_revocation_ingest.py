@@ -8,7 +8,7 @@ from django.core import mail
 
 from revocation import feedfile, services
 from revocation.models import CardStatus, Feed, RevocationEntry
-from tests.revocation_support import at, card_ap, install, write
+from tests.revocation_support import at, card_ap, fast_passwords, install, write  # noqa: F401
 
 pytestmark = pytest.mark.django_db
 
