@@ -96,8 +96,12 @@ class PublicKeySerializer(serializers.Serializer):
 
 
 class DeltaQuerySerializer(serializers.Serializer):
-    after = serializers.IntegerField(min_value=0, max_value=2**62, default=0)
-    limit = serializers.IntegerField(min_value=1, max_value=MAX_LIMIT, default=DEFAULT_LIMIT)
+    after = serializers.IntegerField(
+        min_value=0, max_value=2**62, default=0, help_text="Return entries with seq greater than this."
+    )
+    limit = serializers.IntegerField(
+        min_value=1, max_value=MAX_LIMIT, default=DEFAULT_LIMIT, help_text=f"Page size, 1..{MAX_LIMIT}."
+    )
 
 
 def cache_seconds(now: dt.datetime | None = None) -> int:
@@ -150,8 +154,7 @@ class DeltaView(_ProviderAPIView):
         operation_id="revocations_delta",
         summary="Status changes of your card APs after a sequence number",
         parameters=[
-            OpenApiParameter("after", int, description="Return entries with seq greater than this (default 0)."),
-            OpenApiParameter("limit", int, description=f"Page size, 1..{MAX_LIMIT} (default {DEFAULT_LIMIT})."),
+            DeltaQuerySerializer,
             OpenApiParameter("If-None-Match", str, OpenApiParameter.HEADER, description="ETag of a previous answer."),
         ],
         responses={200: DeltaPageSerializer, 304: OpenApiResponse(description="Not modified"), **_ERRORS},
