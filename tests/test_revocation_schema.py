@@ -5,7 +5,9 @@ import secrets
 
 import pytest
 import schemathesis
+from django.core import signals
 from django.core.wsgi import get_wsgi_application
+from django.db import close_old_connections
 from hypothesis import HealthCheck, settings
 
 from cardap.apikeys import find_key
@@ -20,7 +22,18 @@ TOKEN = f"cak_{PREFIX}_{secrets.token_urlsafe(32)}"
 
 
 @pytest.fixture
-def api_data(world, tmp_path, settings):
+def keep_test_connection():
+    """Django's test client stops requests from closing the connection that holds the test's
+    transaction; a plain WSGI call does not, so do the same here."""
+    signals.request_started.disconnect(close_old_connections)
+    signals.request_finished.disconnect(close_old_connections)
+    yield
+    signals.request_started.connect(close_old_connections)
+    signals.request_finished.connect(close_old_connections)
+
+
+@pytest.fixture
+def api_data(world, tmp_path, settings, keep_test_connection):
     settings.REVOCATION_API_RATE = "100000/min"
     ap = card_ap(world.city)
     install("AB01", ap, "U-1")
