@@ -204,7 +204,9 @@ try:
     if not (0 <= _sync_hour < 24 and 0 <= _sync_minute < 60):
         raise ValueError
 except ValueError:
-    raise ImproperlyConfigured(f"REVOCATION_SYNC_TIME={REVOCATION_SYNC_TIME!r} must be HH:MM (Japan time)") from None
+    raise ImproperlyConfigured(
+        f"REVOCATION_SYNC_TIME={REVOCATION_SYNC_TIME!r} must be HH:MM (Japan time)"
+    ) from None
 CELERY_BEAT_SCHEDULE["revocation-daily-sync"] = {
     "task": "revocation.sync",
     "schedule": crontab(hour=_sync_hour, minute=_sync_minute),

@@ -1,11 +1,12 @@
 """The providers' revocation feed over REST (R6): delta pulls by sequence number, a signed
 snapshot for reconciliation, and the public key that verifies it. Authenticated by API key."""
+
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
 import json
-from typing import Any
+from typing import Any, NoReturn
 
 from django.conf import settings
 from django.http import HttpResponse
@@ -133,10 +134,12 @@ class _ProviderAPIView(APIView):
     permission_classes = [IsProviderClient]
     throttle_classes = [PerAPIKeyThrottle]
 
-    def throttled(self, request: Request, wait: float | None) -> None:
+    def throttled(self, request: Request, wait: float | None) -> NoReturn:
         raise exceptions.Throttled(
             wait=wait,
-            detail=_("リクエストが多すぎます（APIキーごとの上限 %(rate)s）。しばらく待ってから再試行してください。")
+            detail=_(
+                "リクエストが多すぎます（APIキーごとの上限 %(rate)s）。しばらく待ってから再試行してください。"
+            )
             % {"rate": settings.REVOCATION_API_RATE},
         )
 
@@ -155,7 +158,9 @@ class DeltaView(_ProviderAPIView):
         summary="Status changes of your card APs after a sequence number",
         parameters=[
             DeltaQuerySerializer,
-            OpenApiParameter("If-None-Match", str, OpenApiParameter.HEADER, description="ETag of a previous answer."),
+            OpenApiParameter(
+                "If-None-Match", str, OpenApiParameter.HEADER, description="ETag of a previous answer."
+            ),
         ],
         responses={200: DeltaPageSerializer, 304: OpenApiResponse(description="Not modified"), **_ERRORS},
     )
@@ -208,7 +213,9 @@ class SnapshotView(_ProviderAPIView):
             "entries": entries,
         }
         # The ETag covers the content, not the generation time, so an unchanged list gives 304.
-        content_tag = '"' + hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:32] + '"'
+        content_tag = (
+            '"' + hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:32] + '"'
+        )
         services.record_pull(provider=client.provider, key=client.key, kind="snapshot", last_seq=as_of)
         if _not_modified(request, content_tag):
             return _cache_headers(HttpResponse(status=304), content_tag)
@@ -247,4 +254,3 @@ class PublicKeyView(APIView):
         )
         response["Cache-Control"] = "public, max-age=3600"
         return response
-

@@ -9,6 +9,7 @@ bytes; the header carries the SHA-256 of every body byte, so a reader verifies t
 and the body while streaming it, without holding the file in memory (Ed25519 signs whole
 messages; signing the header with the body digest is the standard detached-manifest pattern).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -39,7 +40,9 @@ MAX_LINE_BYTES = 1024
 
 # DEMO ONLY: a fixed, published key pair so the demo and the tests can sign feeds. Never configure
 # its public key in production (settings refuse it outside demo mode).
-DEMO_FEED_PRIVATE_SEED = bytes.fromhex("6465 6d6f 2d6f 6e6c 792d 6665 6564 2d6b 6579 2d6e 6f74 2d73 6563 7265 7421 2121")
+DEMO_FEED_PRIVATE_SEED = bytes.fromhex(
+    "6465 6d6f 2d6f 6e6c 792d 6665 6564 2d6b 6579 2d6e 6f74 2d73 6563 7265 7421 2121"
+)
 
 
 class FeedError(ValueError):
@@ -121,9 +124,12 @@ def _iso(at: dt.datetime) -> str:
 
 
 def encode_change(card: str, status: str, reason: str, at: dt.datetime) -> bytes:
-    return json.dumps(
-        {"card": card, "status": status, "reason": reason, "at": _iso(at)}, separators=(",", ":")
-    ).encode() + b"\n"
+    return (
+        json.dumps(
+            {"card": card, "status": status, "reason": reason, "at": _iso(at)}, separators=(",", ":")
+        ).encode()
+        + b"\n"
+    )
 
 
 def write_feed(
@@ -215,7 +221,7 @@ def read_header(stream: BinaryIO, signature: bytes, public_key: Ed25519PublicKey
     """Read and verify the header line; the signature is checked before anything is trusted."""
     raw = stream.readline(MAX_LINE_BYTES + 1)
     if not raw.endswith(b"\n"):
-        raise FeedError("malformed", "header line missing or longer than %d bytes" % MAX_LINE_BYTES, 1)
+        raise FeedError("malformed", f"header line missing or longer than {MAX_LINE_BYTES} bytes", 1)
     raw = raw[:-1]
     try:
         public_key.verify(base64.b64decode(signature.strip(), validate=True), raw)
@@ -269,9 +275,13 @@ def iter_changes(stream: BinaryIO, header: Header, *, max_changes: int) -> Itera
         if not isinstance(card, str) or not CARD_ID_RE.match(card):
             raise FeedError("malformed", "card must be 2 to 40 uppercase hex digits", line)
         if status not in STATUSES:
-            raise FeedError("malformed", f"status {str(status)[:20]!r} is not one of {', '.join(STATUSES)}", line)
+            raise FeedError(
+                "malformed", f"status {str(status)[:20]!r} is not one of {', '.join(STATUSES)}", line
+            )
         if reason not in REASONS:
-            raise FeedError("malformed", f"reason {str(reason)[:20]!r} is not one of {', '.join(REASONS)}", line)
+            raise FeedError(
+                "malformed", f"reason {str(reason)[:20]!r} is not one of {', '.join(REASONS)}", line
+            )
         yield Change(line, card, status, reason, _parse_time(obj["at"], "at", line))
     if count != header.count:
         raise FeedError("wrong_count", f"header says {header.count} changes, the file has {count}", line)

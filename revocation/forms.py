@@ -22,7 +22,8 @@ class APIKeyForm(forms.Form):
         except ValueError:
             bad = next(e for e in entries if not _is_network(e))
             raise forms.ValidationError(
-                _("「%(entry)s」はネットワークアドレス（例: 192.0.2.0/24）ではありません。"), params={"entry": bad}
+                _("「%(entry)s」はネットワークアドレス（例: 192.0.2.0/24）ではありません。"),
+                params={"entry": bad},
             ) from None
 
 

@@ -4,6 +4,7 @@ upstream feed, and this service's own key that signs the snapshots providers dow
 Production configures both (REVOCATION_FEED_PUBKEY, REVOCATION_SIGNING_KEY: base64, PEM, or a
 path to a file holding either); demo mode falls back to fixed DEMO-ONLY keys, refused otherwise.
 """
+
 from __future__ import annotations
 
 import base64
@@ -35,7 +36,9 @@ def feed_public_key() -> Ed25519PublicKey:
     try:
         key = feedfile.load_public_key(value)
     except (ValueError, OSError) as exc:
-        raise ImproperlyConfigured(f"REVOCATION_FEED_PUBKEY is not a usable Ed25519 public key: {exc}") from None
+        raise ImproperlyConfigured(
+            f"REVOCATION_FEED_PUBKEY is not a usable Ed25519 public key: {exc}"
+        ) from None
     demo = feedfile.public_key_b64(feedfile.demo_private_key().public_key())
     if feedfile.public_key_b64(key) == demo and not _demo_allowed():
         raise ImproperlyConfigured("REVOCATION_FEED_PUBKEY is the published demo key; refused in production")
@@ -47,12 +50,16 @@ def signing_key() -> Ed25519PrivateKey:
     value = settings.REVOCATION_SIGNING_KEY
     if not value:
         if not _demo_allowed():
-            raise ImproperlyConfigured("REVOCATION_SIGNING_KEY is required (Ed25519 key that signs snapshots)")
+            raise ImproperlyConfigured(
+                "REVOCATION_SIGNING_KEY is required (Ed25519 key that signs snapshots)"
+            )
         return Ed25519PrivateKey.from_private_bytes(DEMO_SIGNING_SEED)
     try:
         return feedfile.load_private_key(value)
     except (ValueError, OSError) as exc:
-        raise ImproperlyConfigured(f"REVOCATION_SIGNING_KEY is not a usable Ed25519 private key: {exc}") from None
+        raise ImproperlyConfigured(
+            f"REVOCATION_SIGNING_KEY is not a usable Ed25519 private key: {exc}"
+        ) from None
 
 
 def signing_public_key() -> Ed25519PublicKey:

@@ -1,5 +1,6 @@
 """Revocation status (R6): the feeds received from the card call centre, each card's current
 status, and the per-provider entries that business systems pull by sequence number."""
+
 from __future__ import annotations
 
 from django.db import models

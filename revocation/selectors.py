@@ -4,6 +4,7 @@ A provider sees entries of the card APs it represents, and of card APs it shares
 to while that share is in force (today within since..until) and only from the share's start day.
 Never the card identifier, never another provider's card APs.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -75,7 +76,7 @@ def delta_etag(*, provider: Provider, scope: Scope, after: int, limit: int) -> s
     return '"' + hashlib.sha256(raw.encode()).hexdigest()[:32] + '"'
 
 
-def _entry_json(row: dict[str, Any]) -> dict[str, Any]:
+def _entry_json(row: Any) -> dict[str, Any]:
     return {
         "seq": row["id"],
         "aid": row["card_ap__aid"],
@@ -108,15 +109,17 @@ def snapshot(*, scope: Scope) -> list[dict[str, Any]]:
     """Current suspended/revoked status of every user number of the provider's visible card APs."""
     if scope.empty:
         return []
-    conditions, params = [], []
+    conditions: list[str] = []
+    params: list[Any] = []
     if scope.owned:
         conditions.append(f"i.card_ap_id IN ({', '.join(['%s'] * len(scope.owned))})")
         params.extend(scope.owned)
     for ap_id, start in scope.shared:
         conditions.append("(i.card_ap_id = %s AND s.effective_at >= %s)")
         params.extend([ap_id, connection.ops.adapt_datetimefield_value(start)])
+    # Only placeholders are formatted in; every value is a parameter.
     sql = (
-        "SELECT a.aid, i.user_number, s.status, s.reason, s.effective_at "
+        "SELECT a.aid, i.user_number, s.status, s.reason, s.effective_at "  # noqa: S608 (only placeholders are formatted in)
         "FROM cardap_cardapinstallation i "
         "JOIN revocation_cardstatus s ON s.card_id = UPPER(i.card_id) "
         "JOIN cardap_cardap a ON a.id = i.card_ap_id "

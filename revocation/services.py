@@ -6,6 +6,7 @@ table (PostgreSQL COPY, SQLite batched inserts), then a few SQL statements reduc
 events, merge them with the current statuses and write the providers' entries, all inside one
 transaction, so a crash leaves the previous state and a rerun completes the feed.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -19,6 +20,7 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from django.conf import settings
 from django.core.mail import send_mail
@@ -26,10 +28,10 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from cardap.models import Provider, ProviderAPIKey
 from operators import audit
 from revocation import feedfile
 from revocation.keys import feed_public_key
-from cardap.models import Provider, ProviderAPIKey
 from revocation.models import Feed, ProviderPull
 
 log = logging.getLogger(__name__)
@@ -46,7 +48,12 @@ class _Counts:
 
 
 def last_applied_number() -> int | None:
-    return Feed.objects.filter(state=Feed.State.APPLIED).order_by("-number").values_list("number", flat=True).first()
+    return (
+        Feed.objects.filter(state=Feed.State.APPLIED)
+        .order_by("-number")
+        .values_list("number", flat=True)
+        .first()
+    )
 
 
 def _file_sha256(path: Path) -> str:
@@ -77,7 +84,10 @@ def apply_feed(*, path: Path, signature: bytes | None = None, source: str = "") 
         with path.open("rb") as stream:
             header = feedfile.read_header(stream, signature, feed_public_key())
             feed.number, feed.previous, feed.created, feed.count = (
-                header.feed, header.previous, header.created, header.count,
+                header.feed,
+                header.previous,
+                header.created,
+                header.count,
             )
             feed.save(update_fields=["number", "previous", "created", "count"])
             with transaction.atomic():
@@ -95,7 +105,9 @@ def apply_feed(*, path: Path, signature: bytes | None = None, source: str = "") 
         _reject(feed, exc)
     log.info("revocation feed %s from %s: %s", feed.number, feed.source, feed.state)
     audit.record(
-        action=f"revocation.feed_{feed.state}", actor="system", target=f"feed {feed.number}",
+        action=f"revocation.feed_{feed.state}",
+        actor="system",
+        target=f"feed {feed.number}",
         detail={"feed_record": feed.pk, "reason_code": feed.reason_code, "line": feed.reason_line},
     )
     return feed
@@ -122,7 +134,9 @@ def _check_sequence(header: feedfile.Header) -> None:
     if last is None:
         return  # the first feed ever taken in starts the sequence
     if header.feed < last:
-        raise feedfile.FeedError("regression", f"feed {header.feed} is older than the last applied feed {last}")
+        raise feedfile.FeedError(
+            "regression", f"feed {header.feed} is older than the last applied feed {last}"
+        )
     if header.feed != last + 1 or header.previous != last:
         raise feedfile.FeedError(
             "gap",
@@ -138,10 +152,8 @@ def _db_time(at: dt.datetime) -> str:
     return utc.isoformat() if connection.vendor == "postgresql" else utc.replace(tzinfo=None).isoformat(" ")
 
 
-def _stage(stream: io.BufferedReader | object, header: feedfile.Header) -> None:
-    changes = feedfile.iter_changes(
-        stream, header, max_changes=settings.REVOCATION_FEED_MAX_CHANGES  # type: ignore[arg-type]
-    )
+def _stage(stream: BinaryIO, header: feedfile.Header) -> None:
+    changes = feedfile.iter_changes(stream, header, max_changes=settings.REVOCATION_FEED_MAX_CHANGES)
     with connection.cursor() as cursor:
         cursor.execute("DROP TABLE IF EXISTS rev_stage")
         if connection.vendor == "postgresql":
@@ -151,7 +163,9 @@ def _stage(stream: io.BufferedReader | object, header: feedfile.Header) -> None:
             )
             raw = cursor.cursor  # the psycopg2 cursor, for COPY
             for batch in _batches(changes):
-                buf = io.StringIO("".join(f"{c.line}\t{c.card}\t{c.status}\t{c.reason}\t{_db_time(c.at)}\n" for c in batch))
+                buf = io.StringIO(
+                    "".join(f"{c.line}\t{c.card}\t{c.status}\t{c.reason}\t{_db_time(c.at)}\n" for c in batch)
+                )
                 raw.copy_expert("COPY rev_stage (line, card, status, reason, at) FROM STDIN", buf)
             cursor.execute("ANALYZE rev_stage")
         else:
@@ -214,7 +228,7 @@ ORDER BY i.card_ap_id, i.id
 """
 
 
-def _stage_and_apply(stream: object, header: feedfile.Header, feed: Feed) -> _Counts:
+def _stage_and_apply(stream: BinaryIO, header: feedfile.Header, feed: Feed) -> _Counts:
     _stage(stream, header)
     with connection.cursor() as cursor:
         cursor.execute("DROP TABLE IF EXISTS rev_cand")
@@ -237,9 +251,11 @@ def _reject(feed: Feed, exc: feedfile.FeedError) -> None:
     feed.reason = exc.message
     feed.reason_line = exc.line
     feed.finished_at = timezone.now()
-    incident_seen = Feed.objects.filter(
-        file_sha256=feed.file_sha256, reason_code=exc.code, notified=True
-    ).exclude(pk=feed.pk).exists()
+    incident_seen = (
+        Feed.objects.filter(file_sha256=feed.file_sha256, reason_code=exc.code, notified=True)
+        .exclude(pk=feed.pk)
+        .exists()
+    )
     if not incident_seen:
         _notify(feed)
         feed.notified = True
@@ -249,7 +265,10 @@ def _reject(feed: Feed, exc: feedfile.FeedError) -> None:
 def _notify(feed: Feed) -> None:
     where = f" (line {feed.reason_line})" if feed.reason_line else ""
     send_mail(
-        subject=f"[カードAP搭載システム] 失効情報フィードの取込みを停止しました / Revocation feed refused: {feed.reason_code}",
+        subject=(
+            "[カードAP搭載システム] 失効情報フィードの取込みを停止しました / "
+            f"Revocation feed refused: {feed.reason_code}"
+        ),
         message=(
             "失効情報フィードを拒否しました。何も適用していません。\n"
             "The revocation feed was refused as a whole; nothing was applied.\n\n"

@@ -1,4 +1,5 @@
 """The daily revocation sync (Celery beat, settings.CELERY_BEAT_SCHEDULE["revocation-daily-sync"])."""
+
 from celery import shared_task
 
 from revocation import services

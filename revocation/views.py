@@ -1,5 +1,6 @@
 """Operator UI for the revocation feed: sync history and providers' last pulls (J-LIS staff and
 provider administrators), and API key management (provider administrators)."""
+
 from __future__ import annotations
 
 from django.core.exceptions import PermissionDenied
@@ -57,14 +58,18 @@ def api_keys(request: HttpRequest) -> HttpResponse:
             allowed_networks=form.cleaned_data["allowed_networks"],
         )
         audit.record(
-            action="apikey.issue", request=request, target=f"apikey {key.prefix}",
+            action="apikey.issue",
+            request=request,
+            target=f"apikey {key.prefix}",
             detail={"name": key.name, "allowed_networks": key.allowed_networks},
         )
         form = APIKeyForm()
-    keys = ProviderAPIKey.objects.filter(provider_id=user.provider_id).order_by("-created_at")
+    keys = ProviderAPIKey.objects.filter(provider=user.provider).order_by("-created_at")
     status = 200 if request.method == "GET" or token else 400
     # The token is rendered once in this response and never stored or shown again.
-    return render(request, "revocation/keys.html", {"form": form, "keys": keys, "token": token}, status=status)
+    return render(
+        request, "revocation/keys.html", {"form": form, "keys": keys, "token": token}, status=status
+    )
 
 
 @otp_required
@@ -73,5 +78,7 @@ def revoke_api_key(request: HttpRequest, key_id: int) -> HttpResponse:
     user = _require_role(request, Role.PROVIDER_ADMIN)
     key = get_object_or_404(ProviderAPIKey, pk=key_id, provider_id=user.provider_id)
     revoke_key(key=key)
-    audit.record(action="apikey.revoke", request=request, target=f"apikey {key.prefix}", detail={"name": key.name})
+    audit.record(
+        action="apikey.revoke", request=request, target=f"apikey {key.prefix}", detail={"name": key.name}
+    )
     return redirect("revocation:keys")

@@ -1,5 +1,6 @@
 """Helpers for the revocation tests: signed feeds in a temporary directory, card APs and
 installations (the card-to-AP mapping that loading writes)."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -28,8 +29,12 @@ def write(directory: Path, number: int, changes, previous: int | None | str = "a
 
 def card_ap(provider: Provider, name: str = "AP") -> CardAP:
     return CardAP.objects.create(
-        provider=provider, name=f"{name}-{next(_aid)}", type=CardAP.Type.A, area=CardAP.Area.EXTENDED,
-        status=CardAP.Status.APPROVED, aid=f"D392F0{next(_aid):014X}",
+        provider=provider,
+        name=f"{name}-{next(_aid)}",
+        type=CardAP.Type.A,
+        area=CardAP.Area.EXTENDED,
+        status=CardAP.Status.APPROVED,
+        aid=f"D392F0{next(_aid):014X}",
     )
 
 

@@ -1,4 +1,5 @@
 """The providers' REST feed: scoping, cursor, ETag, signed snapshot, rate limit (R6, R1.5)."""
+
 import base64
 import datetime as dt
 import json
@@ -47,21 +48,34 @@ def feeds(world, tmp_path):
         "ended": card_ap(world.shop, "ended"),
         "other": card_ap(other, "other"),
     }
-    CardAPShare.objects.create(card_ap=aps["shared"], provider=world.city, role="shared",
-                               since=dt.date(2026, 11, 2))
-    CardAPShare.objects.create(card_ap=aps["ended"], provider=world.city, role="affiliate",
-                               since=dt.date(2026, 1, 1), until=today - dt.timedelta(days=1))
-    CardAPShare.objects.create(card_ap=aps["other"], provider=world.shop, role="affiliate",
-                               since=dt.date(2026, 1, 1))
+    CardAPShare.objects.create(
+        card_ap=aps["shared"], provider=world.city, role="shared", since=dt.date(2026, 11, 2)
+    )
+    CardAPShare.objects.create(
+        card_ap=aps["ended"],
+        provider=world.city,
+        role="affiliate",
+        since=dt.date(2026, 1, 1),
+        until=today - dt.timedelta(days=1),
+    )
+    CardAPShare.objects.create(
+        card_ap=aps["other"], provider=world.shop, role="affiliate", since=dt.date(2026, 1, 1)
+    )
     for name, ap in aps.items():
         install("C0FFEE01", ap, f"{name}-user-1")
         install("C0FFEE02", ap, f"{name}-user-2")
     install("c0ffee03", aps["city"], "city-user-3")  # lower-case identifier from another writer
-    services.apply_feed(path=write(tmp_path, 1, [
-        ("C0FFEE01", "suspended", "lost", at(1, 9)),   # before city's share of AP3 started
-        ("C0FFEE02", "suspended", "stolen", at(3, 9)),
-        ("C0FFEE03", "revoked", "reissued", at(3, 10)),
-    ]))
+    services.apply_feed(
+        path=write(
+            tmp_path,
+            1,
+            [
+                ("C0FFEE01", "suspended", "lost", at(1, 9)),  # before city's share of AP3 started
+                ("C0FFEE02", "suspended", "stolen", at(3, 9)),
+                ("C0FFEE03", "revoked", "reissued", at(3, 10)),
+            ],
+        )
+    )
     services.apply_feed(path=write(tmp_path, 2, [("C0FFEE01", "resumed", "found", at(4, 9))]))
     return aps
 
@@ -81,15 +95,26 @@ def test_provider_sees_only_its_own_and_currently_shared_entries(world, feeds):
     users = {(e["aid"], e["user_number"], e["status"]) for e in city}
     aid = {k: ap.aid for k, ap in feeds.items()}
     assert users == {
-        (aid["city"], "city-user-1", "suspended"), (aid["city"], "city-user-2", "suspended"),
-        (aid["city"], "city-user-3", "revoked"), (aid["city"], "city-user-1", "resumed"),
+        (aid["city"], "city-user-1", "suspended"),
+        (aid["city"], "city-user-2", "suspended"),
+        (aid["city"], "city-user-3", "revoked"),
+        (aid["city"], "city-user-1", "resumed"),
         # shared AP: only from the share's start day (the 1 Nov suspension is before it)
-        (aid["shared"], "shared-user-2", "suspended"), (aid["shared"], "shared-user-1", "resumed"),
+        (aid["shared"], "shared-user-2", "suspended"),
+        (aid["shared"], "shared-user-1", "resumed"),
     }
     assert not any(e["aid"] in (aid["shop"], aid["ended"], aid["other"]) for e in city)
     shop_users = {e["user_number"] for e in all_entries(client_for(world.shop))}
-    assert shop_users == {"shop-user-1", "shop-user-2", "shared-user-1", "shared-user-2",
-                          "ended-user-1", "ended-user-2", "other-user-1", "other-user-2"}
+    assert shop_users == {
+        "shop-user-1",
+        "shop-user-2",
+        "shared-user-1",
+        "shared-user-2",
+        "ended-user-1",
+        "ended-user-2",
+        "other-user-1",
+        "other-user-2",
+    }
 
 
 def test_no_card_identifier_or_foreign_user_in_any_answer(world, feeds):
@@ -103,7 +128,9 @@ def test_no_card_identifier_or_foreign_user_in_any_answer(world, feeds):
 def test_share_ending_hides_entries(world, feeds):
     client = client_for(world.city)
     assert any(e["aid"] == feeds["shared"].aid for e in all_entries(client))
-    CardAPShare.objects.filter(card_ap=feeds["shared"]).update(until=timezone.localdate() - dt.timedelta(days=1))
+    CardAPShare.objects.filter(card_ap=feeds["shared"]).update(
+        until=timezone.localdate() - dt.timedelta(days=1)
+    )
     assert not any(e["aid"] == feeds["shared"].aid for e in all_entries(client))
     assert not any(e["aid"] == feeds["shared"].aid for e in client.get(SNAPSHOT).json()["entries"])
 
@@ -152,12 +179,17 @@ def test_snapshot_signed_and_verifiable_with_published_key(world, feeds):
     public.verify(base64.b64decode(response["X-Signature"]), response.content)  # raises if wrong
     assert response["X-Signature-Key-Id"] == key["key_id"]
     with pytest.raises(Exception):  # noqa: B017 - InvalidSignature
-        public.verify(base64.b64decode(response["X-Signature"]), response.content.replace(b"revoked", b"resumed"))
+        public.verify(
+            base64.b64decode(response["X-Signature"]), response.content.replace(b"revoked", b"resumed")
+        )
     body = json.loads(response.content)
     current = {(e["aid"], e["user_number"], e["status"]) for e in body["entries"]}
     aid = feeds["city"].aid
-    assert current == {(aid, "city-user-2", "suspended"), (aid, "city-user-3", "revoked"),
-                       (feeds["shared"].aid, "shared-user-2", "suspended")}
+    assert current == {
+        (aid, "city-user-2", "suspended"),
+        (aid, "city-user-3", "revoked"),
+        (feeds["shared"].aid, "shared-user-2", "suspended"),
+    }
     assert body["count"] == 3
     assert body["as_of_seq"] == max(e["seq"] for e in all_entries(client))
     assert client.get(SNAPSHOT, HTTP_IF_NONE_MATCH=response["ETag"]).status_code == 304
@@ -174,9 +206,15 @@ def test_last_pull_recorded(world, feeds):
     assert not ProviderPull.objects.filter(provider=world.shop).exists()
 
 
-@pytest.mark.parametrize(("params", "field"), [
-    ({"after": "x"}, "after"), ({"after": -1}, "after"), ({"limit": 0}, "limit"), ({"limit": 10001}, "limit"),
-])
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ({"after": "x"}, "after"),
+        ({"after": -1}, "after"),
+        ({"limit": 0}, "limit"),
+        ({"limit": 10001}, "limit"),
+    ],
+)
 def test_bad_parameters_get_precise_400(world, feeds, params, field):
     response = client_for(world.city).get(DELTA, params)
     assert response.status_code == 400

@@ -1,4 +1,5 @@
 """Taking in the call centre's feed: semantics, idempotence, atomicity and every refusal (R6)."""
+
 import base64
 import json
 import random
@@ -18,19 +19,31 @@ def statuses():
 
 
 def test_status_semantics_suspend_resume_revoke_out_of_order(tmp_path):
-    services.apply_feed(path=write(tmp_path, 1, [
-        ("AA01", "suspended", "lost", at(1, 9)),
-        ("AA02", "suspended", "stolen", at(1, 9)),
-        ("AA03", "revoked", "reissued", at(1, 9)),
-        ("AA04", "suspended", "lost", at(1, 12)),
-    ]))
-    feed2 = services.apply_feed(path=write(tmp_path, 2, [
-        ("AA01", "resumed", "found", at(2, 8)),    # suspension is reversible
-        ("AA02", "revoked", "other", at(2, 8)),    # revocation after suspension
-        ("AA03", "resumed", "found", at(3, 8)),    # revocation is final, even for a later event
-        ("AA04", "resumed", "found", at(1, 10)),   # older than the current status: ignored
-        ("AA05", "resumed", "found", at(2, 8)),    # unknown card: kept
-    ]))
+    services.apply_feed(
+        path=write(
+            tmp_path,
+            1,
+            [
+                ("AA01", "suspended", "lost", at(1, 9)),
+                ("AA02", "suspended", "stolen", at(1, 9)),
+                ("AA03", "revoked", "reissued", at(1, 9)),
+                ("AA04", "suspended", "lost", at(1, 12)),
+            ],
+        )
+    )
+    feed2 = services.apply_feed(
+        path=write(
+            tmp_path,
+            2,
+            [
+                ("AA01", "resumed", "found", at(2, 8)),  # suspension is reversible
+                ("AA02", "revoked", "other", at(2, 8)),  # revocation after suspension
+                ("AA03", "resumed", "found", at(3, 8)),  # revocation is final, even for a later event
+                ("AA04", "resumed", "found", at(1, 10)),  # older than the current status: ignored
+                ("AA05", "resumed", "found", at(2, 8)),  # unknown card: kept
+            ],
+        )
+    )
     assert feed2.state == Feed.State.APPLIED
     s = statuses()
     assert s["AA01"][:2] == ("resumed", "found")
@@ -48,12 +61,18 @@ def test_revocation_earlier_than_current_suspension_still_revokes(tmp_path):
 
 
 def test_events_within_one_feed_resolved_by_time_not_line_order(tmp_path):
-    services.apply_feed(path=write(tmp_path, 1, [
-        ("CC01", "resumed", "found", at(3, 12)),
-        ("CC01", "suspended", "lost", at(3, 9)),
-        ("CC02", "suspended", "lost", at(3, 9)),
-        ("CC02", "suspended", "stolen", at(3, 9)),  # same time: the later line wins
-    ]))
+    services.apply_feed(
+        path=write(
+            tmp_path,
+            1,
+            [
+                ("CC01", "resumed", "found", at(3, 12)),
+                ("CC01", "suspended", "lost", at(3, 9)),
+                ("CC02", "suspended", "lost", at(3, 9)),
+                ("CC02", "suspended", "stolen", at(3, 9)),  # same time: the later line wins
+            ],
+        )
+    )
     s = statuses()
     assert s["CC01"][:2] == ("resumed", "found")
     assert s["CC02"][:2] == ("suspended", "stolen")
@@ -87,8 +106,14 @@ def test_random_feeds_match_reference_rules(tmp_path):
         events = []
         for _ in range(60):
             status = rng.choice(feedfile.STATUSES)
-            events.append((f"{rng.randrange(15):04X}", status, rng.choice(feedfile.REASONS),
-                           at(rng.randrange(1, 6), rng.randrange(24), rng.randrange(60), rng.randrange(60))))
+            events.append(
+                (
+                    f"{rng.randrange(15):04X}",
+                    status,
+                    rng.choice(feedfile.REASONS),
+                    at(rng.randrange(1, 6), rng.randrange(24), rng.randrange(60), rng.randrange(60)),
+                )
+            )
         feeds.append(events)
     for number, events in enumerate(feeds, start=1):
         assert services.apply_feed(path=write(tmp_path, number, events)).state == Feed.State.APPLIED
@@ -96,7 +121,9 @@ def test_random_feeds_match_reference_rules(tmp_path):
 
 
 def test_same_feed_twice_changes_nothing(tmp_path):
-    ap = card_ap(pytest.importorskip("cardap.models").Provider.objects.create(name="P", kind="private", status="live"))
+    ap = card_ap(
+        pytest.importorskip("cardap.models").Provider.objects.create(name="P", kind="private", status="live")
+    )
     install("DD01", ap, "U-1")
     path = write(tmp_path, 1, [("DD01", "suspended", "lost", at(1, 9))])
     assert services.apply_feed(path=path).state == Feed.State.APPLIED
@@ -112,11 +139,17 @@ def test_entries_for_live_installations_only_unknown_cards_kept(tmp_path, world)
     install("EE01", ap_city, "C-1")
     install("EE01", ap_shop, "S-1")
     install("EE02", ap_city, "C-2", state="deleted")
-    feed = services.apply_feed(path=write(tmp_path, 1, [
-        ("EE01", "suspended", "lost", at(1, 9)),
-        ("EE02", "suspended", "lost", at(1, 9)),
-        ("EE03", "revoked", "expired", at(1, 9)),
-    ]))
+    feed = services.apply_feed(
+        path=write(
+            tmp_path,
+            1,
+            [
+                ("EE01", "suspended", "lost", at(1, 9)),
+                ("EE02", "suspended", "lost", at(1, 9)),
+                ("EE03", "revoked", "expired", at(1, 9)),
+            ],
+        )
+    )
     entries = list(RevocationEntry.objects.order_by("id").values_list("card_ap_id", "user_number", "status"))
     assert sorted(entries) == sorted([(ap_city.id, "C-1", "suspended"), (ap_shop.id, "S-1", "suspended")])
     assert feed.entries_created == 2 and feed.cards_changed == 3
@@ -128,7 +161,9 @@ def test_crash_mid_way_leaves_previous_state_and_rerun_completes(tmp_path, monke
     install("FF01", ap, "C-1")
     services.apply_feed(path=write(tmp_path, 1, [("FF01", "suspended", "lost", at(1, 9))]))
     before = (statuses(), RevocationEntry.objects.count())
-    path = write(tmp_path, 2, [("FF01", "resumed", "found", at(2, 9)), ("FF02", "revoked", "other", at(2, 9))])
+    path = write(
+        tmp_path, 2, [("FF01", "resumed", "found", at(2, 9)), ("FF02", "revoked", "other", at(2, 9))]
+    )
     # The statuses are already upserted when the entry insert fails.
     monkeypatch.setattr(services, "_ENTRIES", "INSERT INTO no_such_table SELECT %s")
     with pytest.raises(Exception):  # noqa: B017 - any database error
@@ -141,6 +176,7 @@ def test_crash_mid_way_leaves_previous_state_and_rerun_completes(tmp_path, monke
 
 
 # --- refusals: the whole feed, a precise reason, nothing applied, one notice per incident -------
+
 
 def assert_rejected(path, code, line=None, match=None):
     before = (statuses(), RevocationEntry.objects.count())
@@ -174,32 +210,58 @@ def test_malformed_row_names_its_line(tmp_path):
     lines[2] = b'{"card":"AB02","status":"suspended","reason":"lost"\n'  # not JSON
     # A correctly signed feed whose body is malformed at line 4 (header is line 1).
     import hashlib
+
     body = b"".join(lines)
-    header = json.dumps({"format": feedfile.FORMAT, "feed": 1, "previous": None, "created": at(2).isoformat(),
-                         "count": 5, "sha256": hashlib.sha256(body).hexdigest()}, separators=(",", ":")).encode()
+    header = json.dumps(
+        {
+            "format": feedfile.FORMAT,
+            "feed": 1,
+            "previous": None,
+            "created": at(2).isoformat(),
+            "count": 5,
+            "sha256": hashlib.sha256(body).hexdigest(),
+        },
+        separators=(",", ":"),
+    ).encode()
     rewrite(path, [header + b"\n", body])
     resign(path)
-    feed = assert_rejected(path, "malformed", line=4, match="JSON")
+    assert_rejected(path, "malformed", line=4, match="JSON")
     assert len(mail.outbox) == 1 and "line 4" in mail.outbox[0].body
 
 
-@pytest.mark.parametrize(("row", "match"), [
-    (b'{"card":"ab02","status":"suspended","reason":"lost","at":"2026-11-01T09:00:00+09:00"}\n', "uppercase hex"),
-    (b'{"card":"AB02","status":"lost","reason":"lost","at":"2026-11-01T09:00:00+09:00"}\n', "status"),
-    (b'{"card":"AB02","status":"revoked","reason":"bored","at":"2026-11-01T09:00:00+09:00"}\n', "reason"),
-    (b'{"card":"AB02","status":"revoked","reason":"lost","at":"2026-11-01T09:00:00"}\n', "no UTC offset"),
-    (b'{"card":"AB02","status":"revoked","reason":"lost","at":"yesterday"}\n', "ISO 8601"),
-    (b'{"card":"AB02","status":"revoked","reason":"lost"}\n', "fields"),
-    (b'["AB02","revoked"]\n', "JSON object"),
-])
+@pytest.mark.parametrize(
+    ("row", "match"),
+    [
+        (
+            b'{"card":"ab02","status":"suspended","reason":"lost","at":"2026-11-01T09:00:00+09:00"}\n',
+            "uppercase hex",
+        ),
+        (b'{"card":"AB02","status":"lost","reason":"lost","at":"2026-11-01T09:00:00+09:00"}\n', "status"),
+        (b'{"card":"AB02","status":"revoked","reason":"bored","at":"2026-11-01T09:00:00+09:00"}\n', "reason"),
+        (b'{"card":"AB02","status":"revoked","reason":"lost","at":"2026-11-01T09:00:00"}\n', "no UTC offset"),
+        (b'{"card":"AB02","status":"revoked","reason":"lost","at":"yesterday"}\n', "ISO 8601"),
+        (b'{"card":"AB02","status":"revoked","reason":"lost"}\n', "fields"),
+        (b'["AB02","revoked"]\n', "JSON object"),
+    ],
+)
 def test_invalid_fields_refused_with_line(tmp_path, row, match):
     import hashlib
+
     lines = good_lines()
     lines[2] = row
     body = b"".join(lines)
     path = tmp_path / feedfile.feed_filename(1)
-    header = json.dumps({"format": feedfile.FORMAT, "feed": 1, "previous": None, "created": at(2).isoformat(),
-                         "count": 5, "sha256": hashlib.sha256(body).hexdigest()}, separators=(",", ":")).encode()
+    header = json.dumps(
+        {
+            "format": feedfile.FORMAT,
+            "feed": 1,
+            "previous": None,
+            "created": at(2).isoformat(),
+            "count": 5,
+            "sha256": hashlib.sha256(body).hexdigest(),
+        },
+        separators=(",", ":"),
+    ).encode()
     rewrite(path, [header + b"\n", body])
     resign(path)
     assert_rejected(path, "malformed", line=4, match=match)
@@ -220,7 +282,9 @@ def test_missing_signature_file_refused(tmp_path):
 
 
 def test_tampered_body_fails_digest(tmp_path):
-    path = write(tmp_path, 1, [("AB01", "suspended", "lost", at(1, 9)), ("AB02", "revoked", "lost", at(1, 9))])
+    path = write(
+        tmp_path, 1, [("AB01", "suspended", "lost", at(1, 9)), ("AB02", "revoked", "lost", at(1, 9))]
+    )
     path.write_bytes(path.read_bytes().replace(b'"AB02","status":"revoked"', b'"AB02","status":"resumed"'))
     assert_rejected(path, "wrong_digest", line=3)
 
@@ -236,8 +300,14 @@ def test_wrong_count_refused(tmp_path):
 
 
 def test_sequence_gap_and_regression_refused_and_noticed_once(tmp_path):
-    assert services.apply_feed(path=write(tmp_path, 1, [("AB01", "suspended", "lost", at(1, 9))])).state == "applied"
-    assert services.apply_feed(path=write(tmp_path, 2, [("AB01", "resumed", "found", at(2, 9))])).state == "applied"
+    assert (
+        services.apply_feed(path=write(tmp_path, 1, [("AB01", "suspended", "lost", at(1, 9))])).state
+        == "applied"
+    )
+    assert (
+        services.apply_feed(path=write(tmp_path, 2, [("AB01", "resumed", "found", at(2, 9))])).state
+        == "applied"
+    )
     gap = write(tmp_path, 4, [("AB01", "revoked", "lost", at(3, 9))], previous=3)
     assert_rejected(gap, "gap", match="expected feed 3")
     assert len(mail.outbox) == 1 and "gap" in mail.outbox[0].subject
@@ -248,7 +318,9 @@ def test_sequence_gap_and_regression_refused_and_noticed_once(tmp_path):
     assert_rejected(wrong_previous, "gap")
     old = write(tmp_path / "c", 1, [("AB01", "revoked", "lost", at(3, 9))])
     assert_rejected(old, "regression", match="already applied")
-    older = services.apply_feed(path=write(tmp_path / "d", 0, [("AB01", "revoked", "lost", at(3, 9))], previous=None))
+    older = services.apply_feed(
+        path=write(tmp_path / "d", 0, [("AB01", "revoked", "lost", at(3, 9))], previous=None)
+    )
     assert older.reason_code == "regression"
     assert len(mail.outbox) == 4
     assert Feed.objects.filter(state="rejected").count() == 5
@@ -266,9 +338,19 @@ def test_too_many_changes_and_long_line_refused(tmp_path, settings):
     assert_rejected(path, "oversized", line=5, match="more than 3 changes")
     settings.REVOCATION_FEED_MAX_CHANGES = 100
     import hashlib
+
     body = b'{"card":"' + b"A" * 2000 + b'"}\n'
-    header = json.dumps({"format": feedfile.FORMAT, "feed": 1, "previous": None, "created": at(2).isoformat(),
-                         "count": 1, "sha256": hashlib.sha256(body).hexdigest()}, separators=(",", ":")).encode()
+    header = json.dumps(
+        {
+            "format": feedfile.FORMAT,
+            "feed": 1,
+            "previous": None,
+            "created": at(2).isoformat(),
+            "count": 1,
+            "sha256": hashlib.sha256(body).hexdigest(),
+        },
+        separators=(",", ":"),
+    ).encode()
     path2 = tmp_path / "x" / feedfile.feed_filename(1)
     path2.parent.mkdir()
     rewrite(path2, [header + b"\n", body])
@@ -285,8 +367,13 @@ def test_feed_public_key_is_configurable(tmp_path, settings):
     try:
         demo_signed = write(tmp_path, 1, [("AB01", "suspended", "lost", at(1, 9))])
         assert_rejected(demo_signed, "bad_signature", line=1)
-        good = feedfile.write_feed(tmp_path / "o", number=1, previous=None,
-                                   changes=[("AB01", "suspended", "lost", at(1, 9))], private_key=other)
+        good = feedfile.write_feed(
+            tmp_path / "o",
+            number=1,
+            previous=None,
+            changes=[("AB01", "suspended", "lost", at(1, 9))],
+            private_key=other,
+        )
         assert services.apply_feed(path=good).state == Feed.State.APPLIED
     finally:
         keys.feed_public_key.cache_clear()

@@ -1,5 +1,6 @@
 """schemathesis against the published OpenAPI schema, in-process over WSGI, with a real key:
 no server error, and answers conform to the schema."""
+
 import hashlib
 import secrets
 
@@ -38,10 +39,17 @@ def api_data(world, tmp_path, settings, keep_test_connection):
     ap = card_ap(world.city)
     install("AB01", ap, "U-1")
     install("AB02", ap, "U-2")
-    services.apply_feed(path=write(tmp_path, 1, [("AB01", "suspended", "lost", at(1, 9)),
-                                                 ("AB02", "revoked", "stolen", at(1, 10))]))
-    ProviderAPIKey.objects.create(provider=world.city, name="schemathesis", prefix=PREFIX,
-                                  key_hash=hashlib.sha256(TOKEN.encode()).hexdigest())
+    services.apply_feed(
+        path=write(
+            tmp_path, 1, [("AB01", "suspended", "lost", at(1, 9)), ("AB02", "revoked", "stolen", at(1, 10))]
+        )
+    )
+    ProviderAPIKey.objects.create(
+        provider=world.city,
+        name="schemathesis",
+        prefix=PREFIX,
+        key_hash=hashlib.sha256(TOKEN.encode()).hexdigest(),
+    )
     assert find_key(TOKEN).provider == world.city
 
 

@@ -1,4 +1,5 @@
 """The daily sync: directory and HTTPS sources, the manual command, beat and a real worker."""
+
 import functools
 import http.server
 import threading
@@ -67,7 +68,10 @@ def feed_server(tmp_path):
 def test_url_sync_against_local_server(feed_server):
     call_command("sync_revocations", "--url", feed_server)
     assert list(Feed.objects.order_by("number").values_list("number", "state")) == [
-        (1, "applied"), (2, "applied"), (3, "applied")]
+        (1, "applied"),
+        (2, "applied"),
+        (3, "applied"),
+    ]
     assert Feed.objects.get(number=3).source == feed_server + "revocation-feed-00000003.jsonl"
 
 

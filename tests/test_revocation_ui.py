@@ -1,4 +1,5 @@
 """Operator pages: sync history with each provider's last pull, and API key management."""
+
 import pytest
 from django.test import Client
 

@@ -1,4 +1,5 @@
 """Manual revocation sync: ``manage.py sync_revocations [--dir D | --url https://… | --file F]``."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -14,7 +15,9 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         source = parser.add_mutually_exclusive_group()
-        source.add_argument("--dir", type=Path, help="directory holding revocation-feed-*.jsonl and .sig files")
+        source.add_argument(
+            "--dir", type=Path, help="directory holding revocation-feed-*.jsonl and .sig files"
+        )
         source.add_argument("--url", help="HTTPS base URL serving index.txt and the feed files")
         source.add_argument("--file", type=Path, help="one feed file (its .sig next to it)")
 
@@ -41,6 +44,8 @@ class Command(BaseCommand):
                 where = f" line {feed.reason_line}" if feed.reason_line else ""
                 self.stderr.write(f"{line} [{feed.reason_code}{where}] {feed.reason}")
             else:
-                self.stdout.write(f"{line} ({feed.cards_changed} cards changed, {feed.entries_created} entries)")
+                self.stdout.write(
+                    f"{line} ({feed.cards_changed} cards changed, {feed.entries_created} entries)"
+                )
         if any(feed.state == Feed.State.REJECTED for feed in feeds):
             raise CommandError("a feed was refused; see above")

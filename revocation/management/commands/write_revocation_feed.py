@@ -1,4 +1,5 @@
 """Write a signed revocation feed (tests, demo, benchmark): see revocation.feedfile."""
+
 from __future__ import annotations
 
 import argparse
