@@ -76,14 +76,14 @@ def delta_etag(*, provider: Provider, scope: Scope, after: int, limit: int) -> s
     return '"' + hashlib.sha256(raw.encode()).hexdigest()[:32] + '"'
 
 
-def _entry_json(row: Any) -> dict[str, Any]:
+def _entry_json(row: Any, tz: dt.tzinfo) -> dict[str, Any]:
     return {
         "seq": row["id"],
         "aid": row["card_ap__aid"],
         "user_number": row["user_number"],
         "status": row["status"],
         "reason": row["reason"],
-        "effective_at": timezone.localtime(row["effective_at"]).isoformat(),
+        "effective_at": row["effective_at"].astimezone(tz).isoformat(),
     }
 
 
@@ -96,7 +96,8 @@ def entries_after(*, scope: Scope, after: int, limit: int) -> tuple[list[dict[st
         .order_by("id")
         .values("id", "card_ap__aid", "user_number", "status", "reason", "effective_at")[: limit + 1]
     )
-    return [_entry_json(r) for r in rows[:limit]], len(rows) > limit
+    tz = timezone.get_current_timezone()  # looked up once: this loop runs for up to 10,000 rows
+    return [_entry_json(r, tz) for r in rows[:limit]], len(rows) > limit
 
 
 def last_visible_seq(scope: Scope) -> int | None:
