@@ -8,6 +8,7 @@ Uses its own database (default postgres://postgres@127.0.0.1:5432/cardap_bench, 
 missing; override with BENCH_DATABASE_URL). Each ingest runs in a child process so its peak
 memory (ru_maxrss) is measured alone.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -65,12 +66,20 @@ def reset(installations: int, cards: int) -> None:
             "TRUNCATE revocation_revocationentry, revocation_cardstatus, revocation_providerpull, "
             "revocation_feed, cardap_cardapinstallation CASCADE"
         )
-    provider, _ = Provider.objects.get_or_create(name="ベンチ市", defaults={"kind": "municipality", "status": "live"})
+    provider, _ = Provider.objects.get_or_create(
+        name="ベンチ市", defaults={"kind": "municipality", "status": "live"}
+    )
     aps = []
     for i in range(4):
         ap, _ = CardAP.objects.get_or_create(
             aid=f"D392F0BE{i:012X}",
-            defaults={"provider": provider, "name": f"bench-{i}", "type": "A", "area": "extended", "status": "approved"},
+            defaults={
+                "provider": provider,
+                "name": f"bench-{i}",
+                "type": "A",
+                "area": "extended",
+                "status": "approved",
+            },
         )
         aps.append(ap.pk)
     step = max(1, cards // installations)
@@ -80,7 +89,8 @@ def reset(installations: int, cards: int) -> None:
     buf.seek(0)
     with connection.cursor() as cur:
         cur.cursor.copy_expert(
-            "COPY cardap_cardapinstallation (card_id, card_ap_id, user_number, state, installed_at) FROM STDIN", buf
+            "COPY cardap_cardapinstallation (card_id, card_ap_id, user_number, state, installed_at) FROM STDIN",
+            buf,
         )
         cur.execute("ANALYZE cardap_cardapinstallation")
 
@@ -101,7 +111,9 @@ def orm_ingest(path: Path) -> int:
         for c in feedfile.iter_changes(stream, header, max_changes=10**7):
             n += 1
             cs = CardStatus.objects.filter(card_id=c.card).first()
-            if cs is not None and (cs.status == "revoked" or (c.status != "revoked" and c.at <= cs.effective_at)):
+            if cs is not None and (
+                cs.status == "revoked" or (c.status != "revoked" and c.at <= cs.effective_at)
+            ):
                 continue
             if cs is None:
                 cs = CardStatus(card_id=c.card)
@@ -109,8 +121,12 @@ def orm_ingest(path: Path) -> int:
             cs.save()
             for inst in CardAPInstallation.objects.filter(card_id=c.card).exclude(state="deleted"):
                 RevocationEntry.objects.create(
-                    card_ap_id=inst.card_ap_id, user_number=inst.user_number, status=c.status,
-                    reason=c.reason, effective_at=c.at, feed=feed,
+                    card_ap_id=inst.card_ap_id,
+                    user_number=inst.user_number,
+                    status=c.status,
+                    reason=c.reason,
+                    effective_at=c.at,
+                    feed=feed,
                 )
         feed.state = Feed.State.APPLIED
         feed.save()
@@ -133,14 +149,25 @@ def child(mode: str, path: str, installations: int, cards: int) -> None:
         changes = orm_ingest(Path(path))
     seconds = time.perf_counter() - start
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"mode": mode, "changes": changes, "seconds": seconds, "peak_mb": peak_mb,
-                      "entries": RevocationEntry.objects.count()}))
+    print(
+        json.dumps(
+            {
+                "mode": mode,
+                "changes": changes,
+                "seconds": seconds,
+                "peak_mb": peak_mb,
+                "entries": RevocationEntry.objects.count(),
+            }
+        )
+    )
 
 
 def run_child(mode: str, path: Path, installations: int, cards: int) -> dict:
     out = subprocess.run(
         [sys.executable, __file__, "--child", mode, str(path), str(installations), str(cards)],
-        check=True, capture_output=True, text=True,
+        check=True,
+        capture_output=True,
+        text=True,
     )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -163,29 +190,45 @@ def main() -> None:
     installations = max(1, args.changes // 5)
     with tempfile.TemporaryDirectory(prefix="revbench-") as tmp:
         t0 = time.perf_counter()
-        big = feedfile.write_feed(Path(tmp) / "big", number=1, previous=None,
-                                  changes=feedfile.random_changes(args.changes, cards=cards, seed=1),
-                                  private_key=feedfile.demo_private_key())
+        big = feedfile.write_feed(
+            Path(tmp) / "big",
+            number=1,
+            previous=None,
+            changes=feedfile.random_changes(args.changes, cards=cards, seed=1),
+            private_key=feedfile.demo_private_key(),
+        )
         write_s = time.perf_counter() - t0
         sample_cards = int(args.orm_sample * 0.8)
-        small = feedfile.write_feed(Path(tmp) / "small", number=1, previous=None,
-                                    changes=feedfile.random_changes(args.orm_sample, cards=sample_cards, seed=2),
-                                    private_key=feedfile.demo_private_key())
+        small = feedfile.write_feed(
+            Path(tmp) / "small",
+            number=1,
+            previous=None,
+            changes=feedfile.random_changes(args.orm_sample, cards=sample_cards, seed=2),
+            private_key=feedfile.demo_private_key(),
+        )
         sample_inst = max(1, args.orm_sample // 5)
         set_big = run_child("set", big, installations, cards)
         set_small = run_child("set", small, sample_inst, sample_cards)
         orm_small = run_child("orm", small, sample_inst, sample_cards)
         size_mb = big.stat().st_size / 1e6
     orm_extrapolated = orm_small["seconds"] * args.changes / args.orm_sample
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}")
+    print(
+        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
+    )
     print(f"feed writer: {args.changes:,} changes ({size_mb:.0f} MB) in {write_s:.1f} s")
-    print(f"set-based ingest, {set_big['changes']:,} changes, {installations:,} installations: "
-          f"{set_big['seconds']:.1f} s, peak RSS {set_big['peak_mb']:.0f} MB, {set_big['entries']:,} entries")
-    print(f"sample of {args.orm_sample:,}: set-based {set_small['seconds']:.2f} s "
-          f"(peak {set_small['peak_mb']:.0f} MB); per-row ORM {orm_small['seconds']:.2f} s "
-          f"(peak {orm_small['peak_mb']:.0f} MB)")
-    print(f"per-row ORM extrapolated to {args.changes:,}: {orm_extrapolated:.0f} s "
-          f"(ratio ORM/set-based: {orm_extrapolated / set_big['seconds']:.1f}x)")
+    print(
+        f"set-based ingest, {set_big['changes']:,} changes, {installations:,} installations: "
+        f"{set_big['seconds']:.1f} s, peak RSS {set_big['peak_mb']:.0f} MB, {set_big['entries']:,} entries"
+    )
+    print(
+        f"sample of {args.orm_sample:,}: set-based {set_small['seconds']:.2f} s "
+        f"(peak {set_small['peak_mb']:.0f} MB); per-row ORM {orm_small['seconds']:.2f} s "
+        f"(peak {orm_small['peak_mb']:.0f} MB)"
+    )
+    print(
+        f"per-row ORM extrapolated to {args.changes:,}: {orm_extrapolated:.0f} s "
+        f"(ratio ORM/set-based: {orm_extrapolated / set_big['seconds']:.1f}x)"
+    )
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ Server time is gunicorn's own per-request time (access log %(D)s); requests per 
 measured by the clients over the phase. Bounded by request count and by --max-seconds per phase.
 Uses the benchmark database (see bench/revocation_ingest.py).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -43,9 +44,13 @@ def prepare() -> str:
 
     common.reset(20_000, 20_000)
     with tempfile.TemporaryDirectory() as tmp:
-        path = feedfile.write_feed(Path(tmp), number=1, previous=None,
-                                   changes=feedfile.random_changes(40_000, cards=20_000, seed=3),
-                                   private_key=feedfile.demo_private_key())
+        path = feedfile.write_feed(
+            Path(tmp),
+            number=1,
+            previous=None,
+            changes=feedfile.random_changes(40_000, cards=20_000, seed=3),
+            private_key=feedfile.demo_private_key(),
+        )
         feed = services.apply_feed(path=path)
     assert feed.state == "applied" and feed.entries_created >= 10_000, feed.entries_created
     _, token = issue_key(provider=Provider.objects.get(name="ベンチ市"), name="bench")
@@ -83,8 +88,13 @@ def phase(port: int, token: str, *, clients: int, total: int, max_seconds: float
     for t in threads:
         t.join()
     elapsed = time.perf_counter() - start
-    return {"requests": state["done"], "seconds": elapsed, "rps": state["done"] / elapsed,
-            "status": state["status"], "bytes": state["bytes"]}
+    return {
+        "requests": state["done"],
+        "seconds": elapsed,
+        "rps": state["done"] / elapsed,
+        "status": state["status"],
+        "bytes": state["bytes"],
+    }
 
 
 def server_times(log: Path, status: str) -> list[float]:
@@ -110,14 +120,38 @@ def main() -> None:
     token = prepare()
     port = free_port()
     log = Path(tempfile.mkdtemp()) / "access.log"
-    env = {**os.environ, "DATABASE_URL": common.DB_URL, "CARDAP_DEMO": "1", "LOG_LEVEL": "WARNING",
-           "REVOCATION_API_RATE": "100000000/min", "DB_CONN_MAX_AGE": "600"}
+    env = {
+        **os.environ,
+        "DATABASE_URL": common.DB_URL,
+        "CARDAP_DEMO": "1",
+        "LOG_LEVEL": "WARNING",
+        "REVOCATION_API_RATE": "100000000/min",
+        "DB_CONN_MAX_AGE": "600",
+    }
     env.pop("REDIS_URL", None)
     server = subprocess.Popen(
-        [str(Path(sys.executable).parent / "gunicorn"), "cardap.wsgi", "-w", "1", "-k", "gthread",
-         "--threads", "8", "-b", f"127.0.0.1:{port}", "--access-logfile", str(log),
-         "--access-logformat", "%(U)s %(s)s %(D)s", "--timeout", "120"],
-        cwd=common.ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            str(Path(sys.executable).parent / "gunicorn"),
+            "cardap.wsgi",
+            "-w",
+            "1",
+            "-k",
+            "gthread",
+            "--threads",
+            "8",
+            "-b",
+            f"127.0.0.1:{port}",
+            "--access-logfile",
+            str(log),
+            "--access-logformat",
+            "%(U)s %(s)s %(D)s",
+            "--timeout",
+            "120",
+        ],
+        cwd=common.ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     try:
         for _ in range(100):
@@ -132,21 +166,48 @@ def main() -> None:
                 time.sleep(0.2)
         else:
             raise SystemExit("web process did not start")
-        page = phase(port, token, clients=args.clients, total=args.page_requests,
-                     max_seconds=args.max_seconds, etag=None)
-        cached = phase(port, token, clients=args.clients, total=args.etag_requests,
-                       max_seconds=args.max_seconds, etag=etag)
+        # Baseline: one client at a time, so server time is the request's own cost.
+        phase(port, token, clients=1, total=20, max_seconds=args.max_seconds, etag=None)
+        phase(port, token, clients=1, total=200, max_seconds=args.max_seconds, etag=etag)
+        time.sleep(1)
+        alone_full, alone_304 = server_times(log, "200")[1:], server_times(log, "304")
+        log.write_text("")
+        page = phase(
+            port,
+            token,
+            clients=args.clients,
+            total=args.page_requests,
+            max_seconds=args.max_seconds,
+            etag=None,
+        )
+        cached = phase(
+            port,
+            token,
+            clients=args.clients,
+            total=args.etag_requests,
+            max_seconds=args.max_seconds,
+            etag=etag,
+        )
+        time.sleep(1)
     finally:
         server.terminate()
         server.wait(timeout=30)
     full, not_modified = server_times(log, "200"), server_times(log, "304")
+    print(
+        f"one client alone: 10,000-entry page server time p50 {pct(alone_full, 50):.0f} ms, "
+        f"p95 {pct(alone_full, 95):.0f} ms; 304 p50 {pct(alone_304, 50):.1f} ms, p95 {pct(alone_304, 95):.1f} ms"
+    )
     print(f"{args.clients} concurrent clients, one gunicorn process (gthread, 8 threads), 127.0.0.1")
-    print(f"10,000-entry page ({page['bytes'] / max(page['requests'], 1) / 1e6:.2f} MB): {page['requests']} requests "
-          f"in {page['seconds']:.1f} s = {page['rps']:.1f} req/s; server time p50 {pct(full, 50):.0f} ms, "
-          f"p95 {pct(full, 95):.0f} ms; statuses {page['status']}")
-    print(f"304 path: {cached['requests']} requests in {cached['seconds']:.1f} s = {cached['rps']:.0f} req/s; "
-          f"server time p50 {pct(not_modified, 50):.1f} ms, p95 {pct(not_modified, 95):.1f} ms; "
-          f"statuses {cached['status']}")
+    print(
+        f"10,000-entry page ({page['bytes'] / max(page['requests'], 1) / 1e6:.2f} MB): {page['requests']} requests "
+        f"in {page['seconds']:.1f} s = {page['rps']:.1f} req/s; server time p50 {pct(full, 50):.0f} ms, "
+        f"p95 {pct(full, 95):.0f} ms; statuses {page['status']}"
+    )
+    print(
+        f"304 path: {cached['requests']} requests in {cached['seconds']:.1f} s = {cached['rps']:.0f} req/s; "
+        f"server time p50 {pct(not_modified, 50):.1f} ms, p95 {pct(not_modified, 95):.1f} ms; "
+        f"statuses {cached['status']}"
+    )
 
 
 if __name__ == "__main__":

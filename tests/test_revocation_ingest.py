@@ -377,3 +377,22 @@ def test_feed_public_key_is_configurable(tmp_path, settings):
         assert services.apply_feed(path=good).state == Feed.State.APPLIED
     finally:
         keys.feed_public_key.cache_clear()
+
+
+@pytest.mark.parametrize(
+    ("change", "match"),
+    [
+        ({"feed": "7"}, "'feed' must be a non-negative integer"),
+        ({"format": "other/9"}, "unknown format"),
+        ({"sha256": "XYZ"}, "64 lowercase hex"),
+        ({"extra": 1}, "header fields must be exactly"),
+        ({"created": "2026-11-01T09:00:00"}, "no UTC offset"),
+    ],
+)
+def test_malformed_but_signed_header_refused_at_line_1(tmp_path, change, match):
+    path = write(tmp_path, 1, [("AB01", "suspended", "lost", at(1, 9))])
+    header, body = path.read_bytes().split(b"\n", 1)
+    obj = {**json.loads(header), **change}
+    rewrite(path, [json.dumps(obj, separators=(",", ":")).encode() + b"\n", body])
+    resign(path)
+    assert_rejected(path, "malformed", line=1, match=match)
