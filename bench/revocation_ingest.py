@@ -89,7 +89,8 @@ def reset(installations: int, cards: int) -> None:
     buf.seek(0)
     with connection.cursor() as cur:
         cur.cursor.copy_expert(
-            "COPY cardap_cardapinstallation (card_id, card_ap_id, user_number, state, installed_at) FROM STDIN",
+            "COPY cardap_cardapinstallation (card_id, card_ap_id, user_number, state, installed_at) "
+            "FROM STDIN",
             buf,
         )
         cur.execute("ANALYZE cardap_cardapinstallation")
@@ -213,7 +214,7 @@ def main() -> None:
         size_mb = big.stat().st_size / 1e6
     orm_extrapolated = orm_small["seconds"] * args.changes / args.orm_sample
     print(
-        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
+        f"machine: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
     )
     print(f"feed writer: {args.changes:,} changes ({size_mb:.0f} MB) in {write_s:.1f} s")
     print(

@@ -195,11 +195,13 @@ def main() -> None:
     full, not_modified = server_times(log, "200"), server_times(log, "304")
     print(
         f"one client alone: 10,000-entry page server time p50 {pct(alone_full, 50):.0f} ms, "
-        f"p95 {pct(alone_full, 95):.0f} ms; 304 p50 {pct(alone_304, 50):.1f} ms, p95 {pct(alone_304, 95):.1f} ms"
+        f"p95 {pct(alone_full, 95):.0f} ms; "
+        f"304 p50 {pct(alone_304, 50):.1f} ms, p95 {pct(alone_304, 95):.1f} ms"
     )
     print(f"{args.clients} concurrent clients, one gunicorn process (gthread, 8 threads), 127.0.0.1")
     print(
-        f"10,000-entry page ({page['bytes'] / max(page['requests'], 1) / 1e6:.2f} MB): {page['requests']} requests "
+        f"10,000-entry page ({page['bytes'] / max(page['requests'], 1) / 1e6:.2f} MB): "
+        f"{page['requests']} requests "
         f"in {page['seconds']:.1f} s = {page['rps']:.1f} req/s; server time p50 {pct(full, 50):.0f} ms, "
         f"p95 {pct(full, 95):.0f} ms; statuses {page['status']}"
     )

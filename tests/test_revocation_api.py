@@ -267,3 +267,12 @@ def test_english_error_messages(world, feeds):
 def test_entries_sequence_is_the_stored_order(world, feeds):
     seqs = list(RevocationEntry.objects.order_by("id").values_list("id", flat=True))
     assert seqs == sorted(seqs) and len(seqs) == len(set(seqs))
+
+
+def test_public_key_is_public_and_matches_the_signing_key(world):
+    from revocation import keys
+
+    body = APIClient().get("/api/v1/revocations/public-key/").json()
+    assert body["algorithm"] == "Ed25519"
+    assert body["key_id"] == keys.key_id(keys.signing_public_key())
+    assert body["public_key_pem"].startswith("-----BEGIN PUBLIC KEY-----")
