@@ -155,6 +155,7 @@ _ERRORS = {
 class DeltaView(_ProviderAPIView):
     @extend_schema(
         operation_id="revocations_delta",
+        tags=["revocations"],
         summary="Status changes of your card APs after a sequence number",
         parameters=[
             DeltaQuerySerializer,
@@ -191,6 +192,7 @@ class DeltaView(_ProviderAPIView):
 class SnapshotView(_ProviderAPIView):
     @extend_schema(
         operation_id="revocations_snapshot",
+        tags=["revocations"],
         summary="Signed full list of your suspended and revoked user numbers",
         description=(
             "The body's exact bytes are signed with the service's Ed25519 key: header "
@@ -235,6 +237,7 @@ class PublicKeyView(APIView):
 
     @extend_schema(
         operation_id="revocations_public_key",
+        tags=["revocations"],
         summary="Ed25519 public key that verifies snapshot signatures",
         responses={200: PublicKeySerializer},
         auth=[],

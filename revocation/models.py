@@ -63,6 +63,20 @@ class Feed(models.Model):
     def __str__(self) -> str:
         return f"#{self.number} {self.state}"
 
+    REASON_LABELS = {
+        "bad_signature": _("署名が正しくありません"),
+        "malformed": _("形式に誤りがあります"),
+        "wrong_count": _("件数がヘッダーと一致しません"),
+        "wrong_digest": _("SHA-256ダイジェストがヘッダーと一致しません"),
+        "oversized": _("サイズの上限を超えています"),
+        "gap": _("フィード番号に欠番があります"),
+        "regression": _("フィード番号が逆行しています"),
+    }
+
+    @property
+    def reason_label(self) -> str:
+        return str(self.REASON_LABELS.get(self.reason_code, self.reason_code))
+
     @property
     def badge(self) -> str:
         return {"applied": "ok", "duplicate": "ok", "received": "warn", "rejected": "bad"}[self.state]
@@ -115,6 +129,12 @@ class ProviderPull(models.Model):
     last_seq = models.BigIntegerField(_("最終シーケンス番号"), null=True, blank=True)
     key_prefix = models.CharField(_("APIキー"), max_length=12, blank=True)
     pulls = models.BigIntegerField(_("取得回数"), default=0)
+
+    KIND_LABELS = {"delta": _("差分"), "snapshot": _("スナップショット")}
+
+    @property
+    def kind_label(self) -> str:
+        return str(self.KIND_LABELS.get(self.kind, self.kind))
 
     class Meta:
         verbose_name = _("提供者の取得状況")

@@ -26,7 +26,7 @@ from django.conf import settings
 from django.core.mail import send_mail
 from django.db import IntegrityError, connection, transaction
 from django.db.models import F
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from cardap.models import Provider, ProviderAPIKey
 from operators import audit
@@ -264,6 +264,8 @@ def _reject(feed: Feed, exc: feedfile.FeedError) -> None:
 
 def _notify(feed: Feed) -> None:
     where = f" (line {feed.reason_line})" if feed.reason_line else ""
+    with translation.override("ja"):
+        label_ja = feed.reason_label
     send_mail(
         subject=(
             "[カードAP搭載システム] 失効情報フィードの取込みを停止しました / "
@@ -272,6 +274,7 @@ def _notify(feed: Feed) -> None:
         message=(
             "失効情報フィードを拒否しました。何も適用していません。\n"
             "The revocation feed was refused as a whole; nothing was applied.\n\n"
+            f"理由: {label_ja}\n"
             f"feed: {feed.number}\nsource: {feed.source}\nreason: {feed.reason_code}{where}: {feed.reason}\n"
             f"file SHA-256: {feed.file_sha256}\nrecord: {feed.pk}\n"
         ),

@@ -32,6 +32,7 @@ def test_jlis_sees_all_feeds_reasons_and_every_providers_pull(world, history, lo
     html = response.content.decode()
     assert "badge-ok" in html and "badge-bad" in html
     assert "expected feed 2" in html  # the precise reason of the refused feed
+    assert "フィード番号に欠番があります" in html
     assert world.city.name in html and world.shop.name in html
 
 
