@@ -132,13 +132,13 @@ class ProviderPull(models.Model):
 
     KIND_LABELS = {"delta": _("差分"), "snapshot": _("スナップショット")}
 
-    @property
-    def kind_label(self) -> str:
-        return str(self.KIND_LABELS.get(self.kind, self.kind))
-
     class Meta:
         verbose_name = _("提供者の取得状況")
         verbose_name_plural = _("提供者の取得状況")
 
     def __str__(self) -> str:
         return f"{self.provider}: {self.pulled_at}"
+
+    @property
+    def kind_label(self) -> str:
+        return str(self.KIND_LABELS.get(self.kind, self.kind))
