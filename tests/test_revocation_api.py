@@ -276,3 +276,10 @@ def test_public_key_is_public_and_matches_the_signing_key(world):
     assert body["algorithm"] == "Ed25519"
     assert body["key_id"] == keys.key_id(keys.signing_public_key())
     assert body["public_key_pem"].startswith("-----BEGIN PUBLIC KEY-----")
+
+
+@pytest.mark.parametrize("token", ["cak_\x00abc_def", "cak_zz%zz_x", "cak_" + "a" * 40 + "_x", "cak__"])
+def test_garbage_keys_are_refused_not_server_errors(world, token):
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+    assert client.get(DELTA).status_code == 401
