@@ -309,6 +309,14 @@ def _check_url(url: str) -> None:
         raise ValueError(f"feed URL must be https:// (got {url!r})")
 
 
+def _redact(url: str) -> str:
+    """The URL without any user:password, for records, mail and logs."""
+    parts = urllib.parse.urlsplit(url)
+    host = parts.hostname or ""
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, parts.query, ""))
+
+
 def _download(url: str, target: Path, limit: int) -> None:
     _check_url(url)
     with urllib.request.urlopen(url, timeout=HTTP_TIMEOUT) as response, target.open("wb") as out:  # noqa: S310 (scheme checked)
@@ -339,7 +347,7 @@ def sync_url(*, base_url: str) -> list[Feed]:
             path = Path(tmp) / name
             _download(base + name, path, settings.REVOCATION_FEED_MAX_BYTES)
             _download(base + name + ".sig", feedfile.signature_path(path), 4096)
-            feed = apply_feed(path=path, source=base + name)
+            feed = apply_feed(path=path, source=_redact(base + name))
             path.unlink()
             results.append(feed)
             if feed.state != Feed.State.APPLIED:

@@ -113,3 +113,9 @@ def test_sync_runs_on_a_real_worker(celery_worker_real, tmp_path, settings):
     result = tasks.sync.delay().get(timeout=30)
     assert [r["number"] for r in result] == [1, 2, 3]
     assert CardStatus.objects.get(card_id="AB02").status == "revoked"
+
+
+def test_feed_source_never_keeps_credentials():
+    assert services._redact("https://user:secret@feeds.example.jp:8443/d/f.jsonl") == (
+        "https://feeds.example.jp:8443/d/f.jsonl"
+    )
