@@ -119,3 +119,11 @@ def test_feed_source_never_keeps_credentials():
     assert services._redact("https://user:secret@feeds.example.jp:8443/d/f.jsonl") == (
         "https://feeds.example.jp:8443/d/f.jsonl"
     )
+
+
+@pytest.mark.django_db
+def test_demo_feed_command_is_idempotent(tmp_path, settings):
+    settings.REVOCATION_FEED_DIR = tmp_path
+    call_command("demo_revocations")
+    call_command("demo_revocations")
+    assert list(Feed.objects.values_list("number", "state")) == [(1, "applied")]
