@@ -396,3 +396,21 @@ def test_malformed_but_signed_header_refused_at_line_1(tmp_path, change, match):
     rewrite(path, [json.dumps(obj, separators=(",", ":")).encode() + b"\n", body])
     resign(path)
     assert_rejected(path, "malformed", line=1, match=match)
+
+
+def test_production_requires_real_keys_and_refuses_the_demo_key(settings):
+    from revocation.checks import revocation_keys
+
+    settings.DEMO, settings.DEBUG = False, False
+    settings.REVOCATION_FEED_PUBKEY, settings.REVOCATION_SIGNING_KEY = "", ""
+    assert {e.id for e in revocation_keys()} == {"revocation.E001", "revocation.E002"}
+    settings.REVOCATION_FEED_PUBKEY = feedfile.public_key_b64(feedfile.demo_private_key().public_key())
+    settings.REVOCATION_SIGNING_KEY = base64.b64encode(b"k" * 32).decode()
+    errors = revocation_keys()
+    assert [e.id for e in errors] == ["revocation.E001"] and "demo key" in errors[0].msg
+    settings.REVOCATION_FEED_PUBKEY = "not base64!"
+    assert [e.id for e in revocation_keys()] == ["revocation.E001"]
+    settings.DEMO = True
+    assert [e.id for e in revocation_keys()] == ["revocation.E001"]  # malformed even in the demo
+    settings.REVOCATION_FEED_PUBKEY, settings.REVOCATION_SIGNING_KEY = "", ""
+    assert revocation_keys() == []  # the demo falls back to the DEMO-ONLY keys
