@@ -166,12 +166,16 @@ def write_feed(
         },
         separators=(",", ":"),
     ).encode()
-    with path.open("wb") as out, body_path.open("rb") as body:
+    # The signature first, then the feed under its final name in one rename: a reader polling the
+    # directory never sees a feed without its signature or half written.
+    signature_path(path).write_text(base64.b64encode(private_key.sign(header)).decode() + "\n")
+    partial = path.with_suffix(".partial")
+    with partial.open("wb") as out, body_path.open("rb") as body:
         out.write(header + b"\n")
         while chunk := body.read(1 << 20):
             out.write(chunk)
     body_path.unlink()
-    signature_path(path).write_text(base64.b64encode(private_key.sign(header)).decode() + "\n")
+    partial.replace(path)
     _update_index(directory)
     return path
 
