@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import ipaddress
+import re
 import secrets
 from dataclasses import dataclass
 
@@ -65,6 +66,8 @@ def find_key(token: str) -> ProviderAPIKey | None:
     if not token.startswith(KEY_PREFIX) or token.count("_") < 2:
         return None
     prefix = token[len(KEY_PREFIX) :].split("_", 1)[0]
+    if not re.fullmatch(r"[0-9a-f]{8}", prefix):
+        return None  # never query with garbage (PostgreSQL refuses NUL bytes with an error)
     key = ProviderAPIKey.objects.select_related("provider").filter(prefix=prefix).first()
     if key is None or not hmac.compare_digest(key.key_hash, _digest(token)):
         return None

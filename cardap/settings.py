@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import dj_database_url
+from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
 
@@ -206,6 +207,32 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
 }
+
+# --- Revocation feed (R6): daily sync from the card call centre, provider pulls ----------------
+# Keys: base64, PEM or a path to a file holding either; demo mode falls back to DEMO-ONLY keys.
+REVOCATION_FEED_PUBKEY = env_str("REVOCATION_FEED_PUBKEY")
+REVOCATION_SIGNING_KEY = env_str("REVOCATION_SIGNING_KEY")
+# Where the daily sync takes feeds from: an HTTPS URL (index.txt + files) or else a directory.
+REVOCATION_FEED_URL = env_str("REVOCATION_FEED_URL")
+REVOCATION_FEED_DIR = Path(env_str("REVOCATION_FEED_DIR", str(VAR_DIR / "revocation-feeds")))
+REVOCATION_FEED_MAX_BYTES = env_int("REVOCATION_FEED_MAX_BYTES", 512 * 1024 * 1024, minimum=1024)
+REVOCATION_FEED_MAX_CHANGES = env_int("REVOCATION_FEED_MAX_CHANGES", 5_000_000, minimum=1)
+REVOCATION_SYNC_TIME = env_str("REVOCATION_SYNC_TIME", "04:30")  # Japan time, HH:MM
+try:
+    _sync_hour, _sync_minute = (int(part) for part in REVOCATION_SYNC_TIME.split(":"))
+    if not (0 <= _sync_hour < 24 and 0 <= _sync_minute < 60):
+        raise ValueError
+except ValueError:
+    raise ImproperlyConfigured(
+        f"REVOCATION_SYNC_TIME={REVOCATION_SYNC_TIME!r} must be HH:MM (Japan time)"
+    ) from None
+CELERY_BEAT_SCHEDULE["revocation-daily-sync"] = {
+    "task": "revocation.sync",
+    "schedule": crontab(hour=_sync_hour, minute=_sync_minute),
+}
+# Provider API rate limit per API key (DRF throttle rate, e.g. "120/min").
+REVOCATION_API_RATE = env_str("REVOCATION_API_RATE", "120/min")
+REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] = {"revocations": REVOCATION_API_RATE}
 
 # --- Security: production hardening (manage.py check --deploy passes) --------------------------
 SECURE_CONTENT_TYPE_NOSNIFF = True

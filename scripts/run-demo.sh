@@ -6,6 +6,7 @@ export CARDAP_DEMO=1 DEBUG=1
 "$BIN/python" manage.py compilemessages -v 0
 "$BIN/python" manage.py migrate --noinput -v 0
 "$BIN/python" manage.py load_demo
+"$BIN/python" manage.py demo_revocations
 echo
 echo "  Card AP loading service: http://$HOST:$PORT/"
 echo "  Sign in as one of the demo users above; the password and the one-time code are printed"

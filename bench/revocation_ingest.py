@@ -1,0 +1,236 @@
+"""Benchmark: ingest a 1,000,000-change revocation feed into PostgreSQL (set-based: streamed
+COPY into a staging table, then a few SQL statements), against a plain per-row ORM ingest as a
+ratio in the same run (the ORM one on a smaller sample, extrapolated and stated as such).
+
+    .venv/bin/python bench/revocation_ingest.py [--changes 1000000] [--orm-sample 10000]
+
+Uses its own database (default postgres://postgres@127.0.0.1:5432/cardap_bench, created if
+missing; override with BENCH_DATABASE_URL). Each ingest runs in a child process so its peak
+memory (ru_maxrss) is measured alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+DB_URL = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/cardap_bench")
+
+
+def django_setup() -> None:
+    sys.path.insert(0, str(ROOT))
+    os.environ["DATABASE_URL"] = DB_URL
+    os.environ.setdefault("CARDAP_DEMO", "1")
+    os.environ.pop("REDIS_URL", None)
+    os.environ["LOG_LEVEL"] = "WARNING"
+    os.environ["DJANGO_SETTINGS_MODULE"] = "cardap.settings"
+    import django
+
+    django.setup()
+
+
+def ensure_database() -> None:
+    import psycopg2
+
+    base, name = DB_URL.rsplit("/", 1)
+    conn = psycopg2.connect(base + "/postgres")
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name])
+        if cur.fetchone() is None:
+            cur.execute(f'CREATE DATABASE "{name}"')
+    conn.close()
+
+
+def reset(installations: int, cards: int) -> None:
+    """Empty revocation state; one provider with 4 card APs and `installations` user numbers."""
+    import io
+
+    from django.core.management import call_command
+    from django.db import connection
+
+    from cardap.models import CardAP, Provider
+
+    call_command("migrate", verbosity=0)
+    with connection.cursor() as cur:
+        cur.execute(
+            "TRUNCATE revocation_revocationentry, revocation_cardstatus, revocation_providerpull, "
+            "revocation_feed, cardap_cardapinstallation CASCADE"
+        )
+    provider, _ = Provider.objects.get_or_create(
+        name="ベンチ市", defaults={"kind": "municipality", "status": "live"}
+    )
+    aps = []
+    for i in range(4):
+        ap, _ = CardAP.objects.get_or_create(
+            aid=f"D392F0BE{i:012X}",
+            defaults={
+                "provider": provider,
+                "name": f"bench-{i}",
+                "type": "A",
+                "area": "extended",
+                "status": "approved",
+            },
+        )
+        aps.append(ap.pk)
+    step = max(1, cards // installations)
+    buf = io.StringIO()
+    for n in range(installations):
+        buf.write(f"{(n * step):016X}\t{aps[n % 4]}\tU{n:09d}\tpersonalised\t2026-01-01 00:00:00+00\n")
+    buf.seek(0)
+    with connection.cursor() as cur:
+        cur.cursor.copy_expert(
+            "COPY cardap_cardapinstallation (card_id, card_ap_id, user_number, state, installed_at) "
+            "FROM STDIN",
+            buf,
+        )
+        cur.execute("ANALYZE cardap_cardapinstallation")
+
+
+def orm_ingest(path: Path) -> int:
+    """The plain way, one change at a time through the ORM (the baseline)."""
+    from django.db import transaction
+
+    from cardap.models import CardAPInstallation
+    from revocation import feedfile
+    from revocation.keys import feed_public_key
+    from revocation.models import CardStatus, Feed, RevocationEntry
+
+    feed = Feed.objects.create(source=str(path))
+    with path.open("rb") as stream, transaction.atomic():
+        header = feedfile.read_header(stream, feedfile.signature_path(path).read_bytes(), feed_public_key())
+        n = 0
+        for c in feedfile.iter_changes(stream, header, max_changes=10**7):
+            n += 1
+            cs = CardStatus.objects.filter(card_id=c.card).first()
+            if cs is not None and (
+                cs.status == "revoked" or (c.status != "revoked" and c.at <= cs.effective_at)
+            ):
+                continue
+            if cs is None:
+                cs = CardStatus(card_id=c.card)
+            cs.status, cs.reason, cs.effective_at, cs.feed = c.status, c.reason, c.at, feed
+            cs.save()
+            for inst in CardAPInstallation.objects.filter(card_id=c.card).exclude(state="deleted"):
+                RevocationEntry.objects.create(
+                    card_ap_id=inst.card_ap_id,
+                    user_number=inst.user_number,
+                    status=c.status,
+                    reason=c.reason,
+                    effective_at=c.at,
+                    feed=feed,
+                )
+        feed.state = Feed.State.APPLIED
+        feed.save()
+    return n
+
+
+def child(mode: str, path: str, installations: int, cards: int) -> None:
+    """Run one ingest in this (child) process and print its figures as JSON."""
+    django_setup()
+    from revocation import services
+    from revocation.models import RevocationEntry
+
+    reset(installations, cards)
+    start = time.perf_counter()
+    if mode == "set":
+        feed = services.apply_feed(path=Path(path))
+        assert feed.state == "applied", (feed.reason_code, feed.reason)
+        changes = feed.count
+    else:
+        changes = orm_ingest(Path(path))
+    seconds = time.perf_counter() - start
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(
+        json.dumps(
+            {
+                "mode": mode,
+                "changes": changes,
+                "seconds": seconds,
+                "peak_mb": peak_mb,
+                "entries": RevocationEntry.objects.count(),
+            }
+        )
+    )
+
+
+def run_child(mode: str, path: Path, installations: int, cards: int) -> dict:
+    out = subprocess.run(
+        [sys.executable, __file__, "--child", mode, str(path), str(installations), str(cards)],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--changes", type=int, default=1_000_000)
+    parser.add_argument("--orm-sample", type=int, default=10_000)
+    parser.add_argument("--child", nargs=4, metavar=("MODE", "PATH", "INSTALLATIONS", "CARDS"))
+    args = parser.parse_args()
+    if args.child:
+        mode, path, installations, cards = args.child
+        child(mode, path, int(installations), int(cards))
+        return
+    sys.path.insert(0, str(ROOT))
+    from revocation import feedfile
+
+    ensure_database()
+    cards = int(args.changes * 0.8)
+    installations = max(1, args.changes // 5)
+    with tempfile.TemporaryDirectory(prefix="revbench-") as tmp:
+        t0 = time.perf_counter()
+        big = feedfile.write_feed(
+            Path(tmp) / "big",
+            number=1,
+            previous=None,
+            changes=feedfile.random_changes(args.changes, cards=cards, seed=1),
+            private_key=feedfile.demo_private_key(),
+        )
+        write_s = time.perf_counter() - t0
+        sample_cards = int(args.orm_sample * 0.8)
+        small = feedfile.write_feed(
+            Path(tmp) / "small",
+            number=1,
+            previous=None,
+            changes=feedfile.random_changes(args.orm_sample, cards=sample_cards, seed=2),
+            private_key=feedfile.demo_private_key(),
+        )
+        sample_inst = max(1, args.orm_sample // 5)
+        set_big = run_child("set", big, installations, cards)
+        set_small = run_child("set", small, sample_inst, sample_cards)
+        orm_small = run_child("orm", small, sample_inst, sample_cards)
+        size_mb = big.stat().st_size / 1e6
+    orm_extrapolated = orm_small["seconds"] * args.changes / args.orm_sample
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
+    )
+    print(f"feed writer: {args.changes:,} changes ({size_mb:.0f} MB) in {write_s:.1f} s")
+    print(
+        f"set-based ingest, {set_big['changes']:,} changes, {installations:,} installations: "
+        f"{set_big['seconds']:.1f} s, peak RSS {set_big['peak_mb']:.0f} MB, {set_big['entries']:,} entries"
+    )
+    print(
+        f"sample of {args.orm_sample:,}: set-based {set_small['seconds']:.2f} s "
+        f"(peak {set_small['peak_mb']:.0f} MB); per-row ORM {orm_small['seconds']:.2f} s "
+        f"(peak {orm_small['peak_mb']:.0f} MB)"
+    )
+    print(
+        f"per-row ORM extrapolated to {args.changes:,}: {orm_extrapolated:.0f} s "
+        f"(ratio ORM/set-based: {orm_extrapolated / set_big['seconds']:.1f}x)"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,285 @@
+"""The providers' REST feed: scoping, cursor, ETag, signed snapshot, rate limit (R6, R1.5)."""
+
+import base64
+import datetime as dt
+import json
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from django.core.cache import cache
+from django.utils import timezone
+from rest_framework.test import APIClient
+
+from cardap.apikeys import issue_key, revoke_key
+from cardap.models import CardAPShare, Provider
+from revocation import services
+from revocation.models import ProviderPull, RevocationEntry
+from tests.revocation_support import at, card_ap, fast_passwords, install, write  # noqa: F401
+
+pytestmark = pytest.mark.django_db
+DELTA = "/api/v1/revocations/"
+SNAPSHOT = "/api/v1/revocations/snapshot/"
+
+
+@pytest.fixture(autouse=True)
+def _fresh_throttle():
+    cache.clear()
+    yield
+    cache.clear()
+
+
+def client_for(provider):
+    _, token = issue_key(provider=provider, name="業務システム")
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+    return client
+
+
+@pytest.fixture
+def feeds(world, tmp_path):
+    """city owns AP1; shop owns AP2; city shares shop's AP3 (active); city was affiliated to shop's
+    AP4 (ended); a third provider owns AP5 shared with shop. One card carries them all."""
+    other = Provider.objects.create(name="第三者", kind="private", status="live")
+    today = timezone.localdate()
+    aps = {
+        "city": card_ap(world.city, "city"),
+        "shop": card_ap(world.shop, "shop"),
+        "shared": card_ap(world.shop, "shared"),
+        "ended": card_ap(world.shop, "ended"),
+        "other": card_ap(other, "other"),
+    }
+    CardAPShare.objects.create(
+        card_ap=aps["shared"], provider=world.city, role="shared", since=dt.date(2026, 11, 2)
+    )
+    CardAPShare.objects.create(
+        card_ap=aps["ended"],
+        provider=world.city,
+        role="affiliate",
+        since=dt.date(2026, 1, 1),
+        until=today - dt.timedelta(days=1),
+    )
+    CardAPShare.objects.create(
+        card_ap=aps["other"], provider=world.shop, role="affiliate", since=dt.date(2026, 1, 1)
+    )
+    for name, ap in aps.items():
+        install("C0FFEE01", ap, f"{name}-user-1")
+        install("C0FFEE02", ap, f"{name}-user-2")
+    install("c0ffee03", aps["city"], "city-user-3")  # lower-case identifier from another writer
+    services.apply_feed(
+        path=write(
+            tmp_path,
+            1,
+            [
+                ("C0FFEE01", "suspended", "lost", at(1, 9)),  # before city's share of AP3 started
+                ("C0FFEE02", "suspended", "stolen", at(3, 9)),
+                ("C0FFEE03", "revoked", "reissued", at(3, 10)),
+            ],
+        )
+    )
+    services.apply_feed(path=write(tmp_path, 2, [("C0FFEE01", "resumed", "found", at(4, 9))]))
+    return aps
+
+
+def all_entries(client, limit=1000):
+    out, after = [], 0
+    while True:
+        body = client.get(DELTA, {"after": after, "limit": limit}).json()
+        out.extend(body["entries"])
+        if not body["has_more"]:
+            return out
+        after = body["next"]
+
+
+def test_provider_sees_only_its_own_and_currently_shared_entries(world, feeds):
+    city = all_entries(client_for(world.city))
+    users = {(e["aid"], e["user_number"], e["status"]) for e in city}
+    aid = {k: ap.aid for k, ap in feeds.items()}
+    assert users == {
+        (aid["city"], "city-user-1", "suspended"),
+        (aid["city"], "city-user-2", "suspended"),
+        (aid["city"], "city-user-3", "revoked"),
+        (aid["city"], "city-user-1", "resumed"),
+        # shared AP: only from the share's start day (the 1 Nov suspension is before it)
+        (aid["shared"], "shared-user-2", "suspended"),
+        (aid["shared"], "shared-user-1", "resumed"),
+    }
+    assert not any(e["aid"] in (aid["shop"], aid["ended"], aid["other"]) for e in city)
+    shop_users = {e["user_number"] for e in all_entries(client_for(world.shop))}
+    assert shop_users == {
+        "shop-user-1",
+        "shop-user-2",
+        "shared-user-1",
+        "shared-user-2",
+        "ended-user-1",
+        "ended-user-2",
+        "other-user-1",
+        "other-user-2",
+    }
+
+
+def test_no_card_identifier_or_foreign_user_in_any_answer(world, feeds):
+    client = client_for(world.city)
+    raw = client.get(DELTA, {"limit": 10000}).content.decode() + client.get(SNAPSHOT).content.decode()
+    assert "C0FFEE" not in raw.upper()
+    for foreign in ("shop-user", "ended-user", "other-user"):
+        assert foreign not in raw
+
+
+def test_share_ending_hides_entries(world, feeds):
+    client = client_for(world.city)
+    assert any(e["aid"] == feeds["shared"].aid for e in all_entries(client))
+    CardAPShare.objects.filter(card_ap=feeds["shared"]).update(
+        until=timezone.localdate() - dt.timedelta(days=1)
+    )
+    assert not any(e["aid"] == feeds["shared"].aid for e in all_entries(client))
+    assert not any(e["aid"] == feeds["shared"].aid for e in client.get(SNAPSHOT).json()["entries"])
+
+
+def test_cursor_pages_are_strictly_increasing_and_complete(world, feeds):
+    client = client_for(world.city)
+    whole = client.get(DELTA, {"limit": 10000}).json()["entries"]
+    paged = all_entries(client, limit=2)
+    assert [e["seq"] for e in paged] == [e["seq"] for e in whole]
+    seqs = [e["seq"] for e in paged]
+    assert seqs == sorted(set(seqs))
+    page = client.get(DELTA, {"after": seqs[1], "limit": 2}).json()
+    assert [e["seq"] for e in page["entries"]] == seqs[2:4]
+    last = client.get(DELTA, {"after": seqs[-1]}).json()
+    assert last == {"entries": [], "cursor": seqs[-1], "next": None, "has_more": False, "feed": 2}
+
+
+def test_etag_304_until_a_new_feed(world, feeds, tmp_path):
+    client = client_for(world.city)
+    first = client.get(DELTA, {"after": 0})
+    assert first.status_code == 200
+    etag = first["ETag"]
+    assert "max-age=" in first["Cache-Control"] and "private" in first["Cache-Control"]
+    again = client.get(DELTA, {"after": 0}, HTTP_IF_NONE_MATCH=etag)
+    assert again.status_code == 304 and again["ETag"] == etag
+    services.apply_feed(path=write(tmp_path / "n", 3, [("C0FFEE02", "resumed", "found", at(5, 9))]))
+    changed = client.get(DELTA, {"after": 0}, HTTP_IF_NONE_MATCH=etag)
+    assert changed.status_code == 200 and changed["ETag"] != etag
+
+
+def test_cache_control_matches_sync_schedule(settings):
+    from revocation.api import cache_seconds
+
+    settings.REVOCATION_SYNC_TIME = "04:30"
+    jst = dt.timezone(dt.timedelta(hours=9))
+    assert cache_seconds(dt.datetime(2026, 11, 29, 4, 0, tzinfo=jst)) == 90 * 60  # until 05:30
+    assert cache_seconds(dt.datetime(2026, 11, 29, 6, 0, tzinfo=jst)) == (23 * 60 + 30) * 60
+
+
+def test_snapshot_signed_and_verifiable_with_published_key(world, feeds):
+    client = client_for(world.city)
+    response = client.get(SNAPSHOT)
+    assert response.status_code == 200
+    key = client.get("/api/v1/revocations/public-key/").json()
+    public = Ed25519PublicKey.from_public_bytes(base64.b64decode(key["public_key_b64"]))
+    public.verify(base64.b64decode(response["X-Signature"]), response.content)  # raises if wrong
+    assert response["X-Signature-Key-Id"] == key["key_id"]
+    with pytest.raises(Exception):  # noqa: B017 - InvalidSignature
+        public.verify(
+            base64.b64decode(response["X-Signature"]), response.content.replace(b"revoked", b"resumed")
+        )
+    body = json.loads(response.content)
+    current = {(e["aid"], e["user_number"], e["status"]) for e in body["entries"]}
+    aid = feeds["city"].aid
+    assert current == {
+        (aid, "city-user-2", "suspended"),
+        (aid, "city-user-3", "revoked"),
+        (feeds["shared"].aid, "shared-user-2", "suspended"),
+    }
+    assert body["count"] == 3
+    assert body["as_of_seq"] == max(e["seq"] for e in all_entries(client))
+    assert client.get(SNAPSHOT, HTTP_IF_NONE_MATCH=response["ETag"]).status_code == 304
+
+
+def test_last_pull_recorded(world, feeds):
+    client = client_for(world.city)
+    body = client.get(DELTA, {"limit": 3}).json()
+    pull = ProviderPull.objects.get(provider=world.city)
+    assert pull.kind == "delta" and pull.last_seq == body["cursor"] and pull.pulls == 1
+    client.get(SNAPSHOT)
+    pull.refresh_from_db()
+    assert pull.kind == "snapshot" and pull.pulls == 2
+    assert not ProviderPull.objects.filter(provider=world.shop).exists()
+
+
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ({"after": "x"}, "after"),
+        ({"after": -1}, "after"),
+        ({"limit": 0}, "limit"),
+        ({"limit": 10001}, "limit"),
+    ],
+)
+def test_bad_parameters_get_precise_400(world, feeds, params, field):
+    response = client_for(world.city).get(DELTA, params)
+    assert response.status_code == 400
+    assert field in response.json()
+
+
+def test_unauthenticated_revoked_key_and_operator_session_refused(world, feeds, login):
+    assert APIClient().get(DELTA).status_code == 401
+    key, token = issue_key(provider=world.city, name="k")
+    revoke_key(key=key)
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+    response = client.get(DELTA)
+    assert response.status_code == 401 and "失効" in response.json()["detail"]
+    # A signed-in operator (session + OTP) is not a business system.
+    assert login(world.city_admin).get(DELTA).status_code == 401
+    assert login(world.jlis).get(SNAPSHOT).status_code == 401
+
+
+def test_provider_not_live_refused(world, feeds):
+    client = client_for(world.shop)
+    Provider.objects.filter(pk=world.shop.pk).update(status=Provider.Status.SUSPENDED)
+    assert client.get(DELTA).status_code == 401
+
+
+def test_allowlist_applies_to_the_feed(world, feeds):
+    _, token = issue_key(provider=world.city, name="k", allowed_networks=["192.0.2.0/24"])
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+    assert client.get(DELTA, REMOTE_ADDR="198.51.100.7").status_code == 403
+    assert client.get(DELTA, REMOTE_ADDR="192.0.2.7").status_code == 200
+
+
+def test_rate_limit_per_key_with_clear_429(world, feeds, settings):
+    settings.REVOCATION_API_RATE = "3/min"
+    city, shop = client_for(world.city), client_for(world.shop)
+    assert [city.get(DELTA).status_code for _ in range(3)] == [200, 200, 200]
+    limited = city.get(DELTA)
+    assert limited.status_code == 429
+    assert int(limited["Retry-After"]) > 0
+    assert "3/min" in limited.json()["detail"]
+    assert shop.get(DELTA).status_code == 200  # another key has its own budget
+
+
+def test_english_error_messages(world, feeds):
+    response = APIClient().get(DELTA, HTTP_ACCEPT_LANGUAGE="en")
+    assert response.status_code == 401
+
+
+def test_entries_sequence_is_the_stored_order(world, feeds):
+    seqs = list(RevocationEntry.objects.order_by("id").values_list("id", flat=True))
+    assert seqs == sorted(seqs) and len(seqs) == len(set(seqs))
+
+
+def test_public_key_is_public_and_matches_the_signing_key(world):
+    from revocation import keys
+
+    body = APIClient().get("/api/v1/revocations/public-key/").json()
+    assert body["algorithm"] == "Ed25519"
+    assert body["key_id"] == keys.key_id(keys.signing_public_key())
+    assert body["public_key_pem"].startswith("-----BEGIN PUBLIC KEY-----")
+
+
+@pytest.mark.parametrize("token", ["cak_\x00abc_def", "cak_zz%zz_x", "cak_" + "a" * 40 + "_x", "cak__"])
+def test_garbage_keys_are_refused_not_server_errors(world, token):
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+    assert client.get(DELTA).status_code == 401
