@@ -112,6 +112,16 @@ def test_app_services_use_postgres_and_redis_services():
     assert urlparse(env["REDIS_URL"]).hostname == "redis"
 
 
+def _ed25519_b64(public: bool) -> str:
+    import base64
+
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    key = Ed25519PrivateKey.generate()
+    raw = key.public_key().public_bytes_raw() if public else key.private_bytes_raw()
+    return base64.b64encode(raw).decode()
+
+
 def test_check_deploy_passes_under_production_settings(tmp_path):
     env = {
         **os.environ,
@@ -119,6 +129,8 @@ def test_check_deploy_passes_under_production_settings(tmp_path):
         "DEBUG": "0",
         "SECRET_KEY": secrets.token_urlsafe(50),
         "KEYSTORE_KEY": "x" * 44,
+        "REVOCATION_FEED_PUBKEY": _ed25519_b64(public=True),
+        "REVOCATION_SIGNING_KEY": _ed25519_b64(public=False),
         "ALLOWED_HOSTS": "cardap.example.jp",
         "DATABASE_URL": f"sqlite:///{tmp_path / 'deploy.sqlite3'}",
         "CARDAP_VAR_DIR": str(tmp_path),
