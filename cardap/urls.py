@@ -10,6 +10,8 @@ urlpatterns = [
     path("i18n/", include("django.conf.urls.i18n")),
     path("accounts/", include("operators.urls")),
     path("admin/", admin.site.urls),
+    path("registry/", include("cardap.registry_urls")),
+    path("api/v1/card-aps/", include("cardap.api_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularRedocView.as_view(url_name="api-schema"), name="api-docs"),
 ]
