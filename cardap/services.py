@@ -300,8 +300,8 @@ def submit_request(*, provider: Provider, actor: Any, request: HttpRequest | Non
     if unknown:
         raise TypeError(f"unknown request fields: {sorted(unknown)}")
     ap = CardAP(provider=provider, status=CardAP.Status.REQUESTED, requested_by=_actor_name(actor), **fields)
-    check_request(ap)
-    _check_capacity(ap)
+    spec = check_request(ap)
+    _check_capacity(ap, spec)
     ap.save()
     record(
         action="card_ap.requested", actor=actor, request=request, provider_id=provider.pk, target=f"card_ap:{ap.pk}",
@@ -310,13 +310,13 @@ def submit_request(*, provider: Provider, actor: Any, request: HttpRequest | Non
     return ap
 
 
-def _check_capacity(ap: CardAP) -> None:
+def _check_capacity(ap: CardAP, spec: custom_input.CustomAPSpec | None) -> None:
     """Refuse what could never fit in the area (R1.3)."""
     from cardap import manufacture
 
-    cost = manufacture.estimated_cost(ap)
+    cost = manufacture.estimated_cost(ap, spec)
     quota = manufacture.area_quota(ap.area)
-    if cost is not None and cost > quota:
+    if cost > quota:
         raise ValidationError(
             _("必要な容量 %(cost)d バイトが領域の容量 %(quota)d バイトを超えています。") % {"cost": cost, "quota": quota},
             code="too_large",
