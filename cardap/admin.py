@@ -28,9 +28,35 @@ from cardap.models import (
     Provider,
 )
 from operators.audit import record
+from operators.models import Operator
 
 
-class AuditedAdmin(admin.ModelAdmin):
+def is_jlis_staff(request: HttpRequest) -> bool:
+    user = request.user
+    return bool(user.is_active and user.is_staff and getattr(user, "role", None) == Operator.Role.JLIS_STAFF)
+
+
+class JLISAdminMixin:
+    """J-LIS staff manage the registry by role, without per-model permission rows; anyone else
+    needs Django's usual permissions."""
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return is_jlis_staff(request) or super().has_module_permission(request)  # type: ignore[misc]
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return is_jlis_staff(request) or super().has_view_permission(request, obj)  # type: ignore[misc]
+
+    def has_add_permission(self, request: HttpRequest, *args: Any) -> bool:
+        return is_jlis_staff(request) or super().has_add_permission(request, *args)  # type: ignore[misc]
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return is_jlis_staff(request) or super().has_change_permission(request, obj)  # type: ignore[misc]
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return is_jlis_staff(request) or super().has_delete_permission(request, obj)  # type: ignore[misc]
+
+
+class AuditedAdmin(JLISAdminMixin, admin.ModelAdmin):
     """Records every add, change and delete made in the admin in the audit log."""
 
     def _audit(self, request: HttpRequest, obj: Any, action: str, detail: dict[str, Any]) -> None:
@@ -140,7 +166,7 @@ def _unsaved(instance: CardAP, data: dict[str, Any]) -> CardAP:
     return instance
 
 
-class ShareInline(admin.TabularInline):
+class ShareInline(JLISAdminMixin, admin.TabularInline):
     model = CardAPShare
     fk_name = "card_ap"
     extra = 0
@@ -152,7 +178,7 @@ class ShareInline(admin.TabularInline):
         return False
 
 
-class KeyInline(admin.TabularInline):
+class KeyInline(JLISAdminMixin, admin.TabularInline):
     model = CardAPKey
     extra = 0
     can_delete = False
@@ -271,7 +297,7 @@ class CardAPInstallationAdmin(admin.ModelAdmin):
 
 
 @admin.register(AIDAllocation)
-class AIDAllocationAdmin(admin.ModelAdmin):
+class AIDAllocationAdmin(JLISAdminMixin, admin.ModelAdmin):
     list_display = ["aid", "serial", "area", "card_ap_name", "card_ap", "allocated_at"]
     list_filter = ["area"]
     search_fields = ["aid", "load_file_aid", "card_ap_name"]
@@ -286,7 +312,7 @@ class AIDAllocationAdmin(admin.ModelAdmin):
         return False  # the record that keeps AIDs from being reused
 
 
-class PresetItemInline(admin.TabularInline):
+class PresetItemInline(JLISAdminMixin, admin.TabularInline):
     model = AutoLoadPresetItem
     extra = 0
     fields = ["position", "card_ap"]
@@ -355,7 +381,7 @@ class MaintenanceWindowAdmin(AuditedAdmin):
 
 
 @admin.register(FailureIncident)
-class FailureIncidentAdmin(admin.ModelAdmin):
+class FailureIncidentAdmin(JLISAdminMixin, admin.ModelAdmin):
     list_display = ["provider", "incident_key", "summary", "occurrences", "first_seen_at", "notified_at"]
     list_filter = ["provider"]
     search_fields = ["incident_key", "summary", "provider__name"]
