@@ -288,7 +288,9 @@ def _check_standard_layout(ap: CardAP, err: Any) -> None:
 @transaction.atomic
 def submit_request(*, provider: Provider, actor: Any, request: HttpRequest | None = None, **fields: Any) -> CardAP:
     """A provider's registration request (登録依頼書). `fields` are CardAP request fields."""
-    if getattr(actor, "provider_id", None) != provider.pk:
+    # A provider's members apply for it; J-LIS staff may register on a provider's behalf (R3.1).
+    is_jlis = getattr(actor, "role", None) == "jlis_staff"
+    if getattr(actor, "provider_id", None) != provider.pk and not is_jlis:
         raise ValidationError(_("他のサービス提供者の登録依頼はできません。"), code="other_provider")
     allowed = {
         "name", "type", "area", "purpose", "data_layout", "structure", "file_size", "record_count",
