@@ -1,5 +1,6 @@
 """Who may use the provider-facing registry pages: a signed-in operator with a verified second
 factor, of the right role, belonging to a provider."""
+
 from __future__ import annotations
 
 import functools
@@ -8,12 +9,13 @@ from typing import Any
 
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest
+from django.http.response import HttpResponseBase
 from django_otp.decorators import otp_required
 
 from operators.models import Operator
 
-View = Callable[..., HttpResponse]
+View = Callable[..., HttpResponseBase]
 
 
 def role_required(*roles: str, provider: bool = True) -> Callable[[View], View]:
@@ -21,9 +23,11 @@ def role_required(*roles: str, provider: bool = True) -> Callable[[View], View]:
 
     def decorator(view: View) -> View:
         @functools.wraps(view)
-        def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
             user = request.user
-            if getattr(user, "role", None) not in roles or (provider and getattr(user, "provider_id", None) is None):
+            if getattr(user, "role", None) not in roles or (
+                provider and getattr(user, "provider_id", None) is None
+            ):
                 raise PermissionDenied
             return view(request, *args, **kwargs)
 

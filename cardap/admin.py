@@ -1,12 +1,14 @@
 """The admin for J-LIS staff: providers (onboarding), registration requests (approve / reject with
 a reason), card APs, usage relationships, presets, maintenance windows. Every change is audited;
 state changes go through the services so the admin cannot bypass their rules."""
+
 from __future__ import annotations
 
 from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin import helpers
 from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
@@ -64,8 +66,11 @@ class AuditedAdmin(JLISAdminMixin, admin.ModelAdmin):
         if provider_id is None and hasattr(obj, "card_ap"):
             provider_id = obj.card_ap.provider_id
         record(
-            action=f"admin.{obj._meta.model_name}.{action}", request=request, provider_id=provider_id,
-            target=f"{obj._meta.model_name}:{obj.pk}", detail=detail,
+            action=f"admin.{obj._meta.model_name}.{action}",
+            request=request,
+            provider_id=provider_id,
+            target=f"{obj._meta.model_name}:{obj.pk}",
+            detail=detail,
         )
 
     def save_model(self, request: HttpRequest, obj: Any, form: forms.ModelForm, change: bool) -> None:
@@ -84,10 +89,15 @@ class AuditedAdmin(JLISAdminMixin, admin.ModelAdmin):
 
 # --- providers -----------------------------------------------------------------------------------
 
+
 class ProviderAdminForm(forms.ModelForm):
     class Meta:
         model = Provider
-        fields = "__all__"
+        fields = [
+            "name", "kind", "local_gov_code", "status", "legal_basis_kind", "legal_basis_reference",
+            "legal_basis_date", "contract_reference", "operations_email", "failure_email",
+            "maintenance_email",
+        ]
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
@@ -99,9 +109,12 @@ class ProviderAdminForm(forms.ModelForm):
             before = Provider.objects.get(pk=self.instance.pk)
             try:
                 services.check_transition(
-                    before, status, legal_basis_kind=data.get("legal_basis_kind") or "",
+                    before,
+                    status,
+                    legal_basis_kind=data.get("legal_basis_kind") or "",
                     legal_basis_reference=data.get("legal_basis_reference") or "",
-                    legal_basis_date=data.get("legal_basis_date"), contract_reference=data.get("contract_reference") or "",
+                    legal_basis_date=data.get("legal_basis_date"),
+                    contract_reference=data.get("contract_reference") or "",
                 )
             except ValidationError as exc:
                 self.add_error(None, exc)
@@ -119,8 +132,17 @@ class ProviderAdmin(AuditedAdmin):
     readonly_fields = ["status_changed_at", "created_at"]
     fieldsets = [
         (None, {"fields": ["name", "kind", "local_gov_code", "status", "status_changed_at"]}),
-        (_("法的根拠・契約"), {"fields": ["legal_basis_kind", "legal_basis_reference", "legal_basis_date",
-                                     "contract_reference"]}),
+        (
+            _("法的根拠・契約"),
+            {
+                "fields": [
+                    "legal_basis_kind",
+                    "legal_basis_reference",
+                    "legal_basis_date",
+                    "contract_reference",
+                ]
+            },
+        ),
         (_("連絡先"), {"fields": ["operations_email", "failure_email", "maintenance_email"]}),
     ]
 
@@ -130,9 +152,14 @@ class ProviderAdmin(AuditedAdmin):
             obj.status = form.initial["status"]
             super().save_model(request, obj, form, change)
             services.transition_provider(
-                provider=obj, to=target, actor=request.user, request=request,
-                legal_basis_kind=obj.legal_basis_kind, legal_basis_reference=obj.legal_basis_reference,
-                legal_basis_date=obj.legal_basis_date, contract_reference=obj.contract_reference,
+                provider=obj,
+                to=target,
+                actor=request.user,
+                request=request,
+                legal_basis_kind=obj.legal_basis_kind,
+                legal_basis_reference=obj.legal_basis_reference,
+                legal_basis_date=obj.legal_basis_date,
+                contract_reference=obj.contract_reference,
             )
             obj.refresh_from_db()
         else:
@@ -141,10 +168,16 @@ class ProviderAdmin(AuditedAdmin):
 
 # --- card APs and registration requests ----------------------------------------------------------
 
+
 class CardAPAdminForm(forms.ModelForm):
     class Meta:
         model = CardAP
-        fields = "__all__"
+        fields = [  # the request (登録依頼書); review and manufacture fields are read-only
+            "provider", "name", "type", "area", "purpose", "data_layout", "structure", "file_size",
+            "record_count", "record_length", "pin_source", "pin_min_length", "pin_max_length",
+            "pin_retry_limit", "user_number_source", "user_number_length", "user_number_charset",
+            "memory_requested", "input_format", "input_file",
+        ]
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
@@ -152,7 +185,9 @@ class CardAPAdminForm(forms.ModelForm):
             return data
         if self.instance.status == CardAP.Status.REQUESTED:
             try:
-                services.check_request(self.instance if self.instance.provider_id else _unsaved(self.instance, data))
+                services.check_request(
+                    self.instance if self.instance.provider_id else _unsaved(self.instance, data)
+                )
             except ValidationError as exc:
                 for field, errors in exc.error_dict.items():
                     for error in errors:
@@ -171,8 +206,7 @@ class ShareInline(JLISAdminMixin, admin.TabularInline):
     fk_name = "card_ap"
     extra = 0
     can_delete = False
-    fields = ["provider", "role", "since", "until", "note", "created_by"]
-    readonly_fields = fields
+    fields = readonly_fields = ("provider", "role", "since", "until", "note", "created_by")
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
@@ -182,8 +216,8 @@ class KeyInline(JLISAdminMixin, admin.TabularInline):
     model = CardAPKey
     extra = 0
     can_delete = False
-    fields = ["version", "key_length", "created_at", "retired_at"]  # never the key nor its reference
-    readonly_fields = fields
+    # never the key nor its reference
+    fields = readonly_fields = ("version", "key_length", "created_at", "retired_at")
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
@@ -202,8 +236,20 @@ class CardAPAdmin(AuditedAdmin):
     inlines = [ShareInline, KeyInline]
     actions = ["approve_selected", "reject_selected", "retire_selected", "rotate_keys"]
     readonly_fields = [
-        "status", "requested_by", "reviewed_by", "reviewed_at", "rejection_reason", "retired_at", "serial", "aid",
-        "load_file_aid", "description_hex", "memory_cost", "sha256", "dap_demo_key", "created_at",
+        "status",
+        "requested_by",
+        "reviewed_by",
+        "reviewed_at",
+        "rejection_reason",
+        "retired_at",
+        "serial",
+        "aid",
+        "load_file_aid",
+        "description_hex",
+        "memory_cost",
+        "sha256",
+        "dap_demo_key",
+        "created_at",
     ]
     exclude = ["load_file"]
 
@@ -211,7 +257,9 @@ class CardAPAdmin(AuditedAdmin):
         fields = list(self.readonly_fields)
         if obj is not None and obj.status != CardAP.Status.REQUESTED:
             # Once reviewed the request is a record: only its name and purpose stay editable.
-            fields += [f.name for f in CardAP._meta.fields if f.name not in ("id", "name", "purpose", *fields)]
+            fields += [
+                f.name for f in CardAP._meta.fields if f.name not in ("id", "name", "purpose", *fields)
+            ]
         return fields
 
     @admin.action(description=_("選択した登録依頼を承認する（AIDを採番し製造）"))
@@ -222,8 +270,12 @@ class CardAPAdmin(AuditedAdmin):
             except ValidationError as exc:
                 self.message_user(request, f"{ap.name}: {' '.join(exc.messages)}", messages.ERROR)
             else:
-                self.message_user(request, gettext("%(name)s を承認しました（AID %(aid)s）。") % {
-                    "name": done.name, "aid": done.aid}, messages.SUCCESS)
+                self.message_user(
+                    request,
+                    gettext("%(name)s を承認しました（AID %(aid)s）。")
+                    % {"name": done.name, "aid": done.aid},
+                    messages.SUCCESS,
+                )
 
     @admin.action(description=_("選択した登録依頼を却下する（理由を入力）"))
     def reject_selected(self, request: HttpRequest, queryset: QuerySet[CardAP]) -> HttpResponse | None:
@@ -234,12 +286,18 @@ class CardAPAdmin(AuditedAdmin):
                 services.reject_request(
                     card_ap_id=ap.pk, actor=request.user, request=request, reason=form.cleaned_data["reason"]
                 )
-            self.message_user(request, gettext("%(n)d件を却下しました。") % {"n": queryset.count()}, messages.SUCCESS)
+            self.message_user(
+                request, gettext("%(n)d件を却下しました。") % {"n": queryset.count()}, messages.SUCCESS
+            )
             return None
         context = {
-            **self.admin_site.each_context(request), "title": _("登録依頼の却下"), "form": form,
-            "queryset": queryset, "opts": self.model._meta, "action": "reject_selected",
-            "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+            **self.admin_site.each_context(request),
+            "title": _("登録依頼の却下"),
+            "form": form,
+            "queryset": queryset,
+            "opts": self.model._meta,
+            "action": "reject_selected",
+            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
         }
         return TemplateResponse(request, "admin/cardap/reject_requests.html", context)
 
@@ -253,8 +311,11 @@ class CardAPAdmin(AuditedAdmin):
     def rotate_keys(self, request: HttpRequest, queryset: QuerySet[CardAP]) -> None:
         for ap in queryset.filter(status=CardAP.Status.APPROVED):
             key = services.rotate_ap_key(card_ap=ap, actor=request.user, request=request)
-            self.message_user(request, gettext("%(name)s の鍵を第%(v)d版に更新しました。") % {
-                "name": ap.name, "v": key.version}, messages.SUCCESS)
+            self.message_user(
+                request,
+                gettext("%(name)s の鍵を第%(v)d版に更新しました。") % {"name": ap.name, "v": key.version},
+                messages.SUCCESS,
+            )
 
 
 class ShareAdminForm(forms.ModelForm):
@@ -268,8 +329,12 @@ class ShareAdminForm(forms.ModelForm):
             return data
         try:
             services.check_share(
-                card_ap=data["card_ap"], provider=data["provider"], role=data["role"], since=data["since"],
-                until=data.get("until"), exclude_pk=self.instance.pk,
+                card_ap=data["card_ap"],
+                provider=data["provider"],
+                role=data["role"],
+                since=data["since"],
+                until=data.get("until"),
+                exclude_pk=self.instance.pk,
             )
         except ValidationError as exc:
             self.add_error(None, exc)
@@ -315,8 +380,7 @@ class AIDAllocationAdmin(JLISAdminMixin, admin.ModelAdmin):
 class PresetItemInline(JLISAdminMixin, admin.TabularInline):
     model = AutoLoadPresetItem
     extra = 0
-    fields = ["position", "card_ap"]
-    readonly_fields = fields
+    fields = readonly_fields = ("position", "card_ap")
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
@@ -340,6 +404,7 @@ class AutoLoadPresetAdmin(AuditedAdmin):
 
 # --- operations calendar -------------------------------------------------------------------------
 
+
 class MaintenanceAdminForm(forms.ModelForm):
     class Meta:
         model = MaintenanceWindow
@@ -352,7 +417,9 @@ class MaintenanceAdminForm(forms.ModelForm):
         if self.instance.pk is None or {"starts_at", "ends_at", "urgent"} & set(self.changed_data):
             try:
                 service_calendar.validate_window(
-                    starts_at=data["starts_at"], ends_at=data["ends_at"], urgent=data.get("urgent", False),
+                    starts_at=data["starts_at"],
+                    ends_at=data["ends_at"],
+                    urgent=data.get("urgent", False),
                     now=service_calendar.timezone.now(),
                 )
             except ValidationError as exc:
@@ -368,7 +435,9 @@ class MaintenanceWindowAdmin(AuditedAdmin):
     search_fields = ["title", "description"]
     actions = ["cancel_selected"]
 
-    def save_model(self, request: HttpRequest, obj: MaintenanceWindow, form: forms.ModelForm, change: bool) -> None:
+    def save_model(
+        self, request: HttpRequest, obj: MaintenanceWindow, form: forms.ModelForm, change: bool
+    ) -> None:
         if change:
             super().save_model(request, obj, form, change)
         else:

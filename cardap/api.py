@@ -3,6 +3,7 @@
 Authenticated by provider API key; every queryset is scoped to the key's provider (its own card
 APs, and those it shares or uses as an affiliate).
 """
+
 from __future__ import annotations
 
 from django.db.models import QuerySet
@@ -19,13 +20,26 @@ class CardAPSerializer(serializers.ModelSerializer):
         help_text="representative (applied for it and loads it), shared (co-provider, loads it) or "
         "affiliate (uses it, never loads)"
     )
-    provider = serializers.CharField(source="provider.name", read_only=True, help_text="representative provider")
+    provider = serializers.CharField(
+        source="provider.name", read_only=True, help_text="representative provider"
+    )
 
     class Meta:
         model = CardAP
         fields = [
-            "aid", "name", "type", "area", "status", "provider", "relationship", "pin_source",
-            "user_number_length", "user_number_charset", "load_file_aid", "memory_cost", "sha256",
+            "aid",
+            "name",
+            "type",
+            "area",
+            "status",
+            "provider",
+            "relationship",
+            "pin_source",
+            "user_number_length",
+            "user_number_charset",
+            "load_file_aid",
+            "memory_cost",
+            "sha256",
         ]
         read_only_fields = fields
 
@@ -33,13 +47,14 @@ class CardAPSerializer(serializers.ModelSerializer):
         return selectors.relationship(obj, self.context["request"].user.provider)
 
 
-class _Scoped:
+class _Scoped(generics.GenericAPIView):
     authentication_classes = [ProviderAPIKeyAuthentication]
     serializer_class = CardAPSerializer
     lookup_field = "aid"
 
     def get_queryset(self) -> QuerySet[CardAP]:
-        return selectors.visible_card_aps(self.request.user.provider)  # type: ignore[attr-defined]
+        client = self.request.user  # a ProviderClient (ProviderAPIKeyAuthentication)
+        return selectors.visible_card_aps(client.provider)  # type: ignore[union-attr,arg-type,unused-ignore]
 
 
 @extend_schema_view(
@@ -54,8 +69,6 @@ class CardAPList(_Scoped, generics.ListAPIView):
     pass
 
 
-@extend_schema_view(
-    get=extend_schema(summary="One of your card APs, by AID", tags=["card APs"])
-)
+@extend_schema_view(get=extend_schema(summary="One of your card APs, by AID", tags=["card APs"]))
 class CardAPDetail(_Scoped, generics.RetrieveAPIView):
     pass

@@ -1,4 +1,5 @@
 """Template context for every page: upcoming maintenance windows for the banner (R8.2)."""
+
 from __future__ import annotations
 
 from django.http import HttpRequest

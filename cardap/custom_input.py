@@ -5,6 +5,7 @@ through PyYAML's composer, which keeps the line of every node (JSON is read by `
 to report its syntax errors precisely: YAML's messages about JSON are confusing). Every problem is
 reported, not just the first, as "line N: path: message".
 """
+
 from __future__ import annotations
 
 import json
@@ -90,7 +91,9 @@ class Issue:
         if self.line is None:
             return f"{self.path}: {self.message}" if self.path else self.message
         return _("%(line)d行目: %(path)s: %(message)s") % {
-            "line": self.line, "path": self.path or "-", "message": self.message
+            "line": self.line,
+            "path": self.path or "-",
+            "message": self.message,
         }
 
 
@@ -124,7 +127,8 @@ class _Reader:
             sub = f"{path}.{key}" if path else str(key)
             if not isinstance(key, str) or key not in allowed:
                 self.err(
-                    key_node, sub,
+                    key_node,
+                    sub,
                     _("不明なキーです（使用可能: %(keys)s）。") % {"keys": ", ".join(sorted(allowed))},
                 )
                 continue
@@ -148,7 +152,9 @@ class _Reader:
             self.err(node, path, _("%(value)d は下限 %(low)d 未満です。") % {"value": value, "low": low})
             return None
         if value > high:
-            self.err(node, path, _("%(value)d は上限 %(high)d を超えています。") % {"value": value, "high": high})
+            self.err(
+                node, path, _("%(value)d は上限 %(high)d を超えています。") % {"value": value, "high": high}
+            )
             return None
         return value
 
@@ -156,7 +162,8 @@ class _Reader:
         value = self.scalar(node)
         if not isinstance(value, str) or value not in choices:
             self.err(
-                node, path,
+                node,
+                path,
                 _("%(value)s は使用できません（使用可能: %(choices)s）。")
                 % {"value": _show(value), "choices": ", ".join(choices)},
             )
@@ -165,7 +172,11 @@ class _Reader:
 
     def fid(self, node: yaml.Node, path: str) -> int | None:
         value = self.scalar(node)
-        if not (isinstance(node, yaml.ScalarNode) and node.tag == "tag:yaml.org,2002:str" and isinstance(value, str)):
+        if not (
+            isinstance(node, yaml.ScalarNode)
+            and node.tag == "tag:yaml.org,2002:str"
+            and isinstance(value, str)
+        ):
             self.err(node, path, _('FIDは引用符で囲んだ4桁の16進数で書きます（例: "0001"）。'))
             return None
         try:
@@ -180,7 +191,9 @@ class _Reader:
             return None
         return fid
 
-    def required(self, fields: dict[str, yaml.Node], key: str, parent: yaml.Node, path: str) -> yaml.Node | None:
+    def required(
+        self, fields: dict[str, yaml.Node], key: str, parent: yaml.Node, path: str
+    ) -> yaml.Node | None:
         node = fields.get(key)
         if node is None:
             self.err(parent, f"{path}.{key}" if path else key, _("必須の項目がありません。"))
@@ -204,7 +217,13 @@ def parse(text: str, *, fmt: str) -> CustomAPSpec:
             json.loads(text)
         except json.JSONDecodeError as exc:
             raise InputFileError(
-                [Issue(exc.lineno, "", _("JSONの構文誤り（%(col)d文字目）: %(msg)s") % {"col": exc.colno, "msg": exc.msg})]
+                [
+                    Issue(
+                        exc.lineno,
+                        "",
+                        _("JSONの構文誤り（%(col)d文字目）: %(msg)s") % {"col": exc.colno, "msg": exc.msg},
+                    )
+                ]
             ) from None
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
@@ -243,7 +262,11 @@ def _read_root(r: _Reader, root: yaml.Node) -> CustomAPSpec | None:
         needing = [i for i, (f, _node) in enumerate(files) if f.read in PIN_RULES or f.update in PIN_RULES]
         if needing and "pin" not in top:
             f_index = needing[0]
-            r.err(files[f_index][1], f"files[{f_index}]", _("暗証番号が必要なアクセス条件ですが、pin がありません。"))
+            r.err(
+                files[f_index][1],
+                f"files[{f_index}]",
+                _("暗証番号が必要なアクセス条件ですが、pin がありません。"),
+            )
         if not needing and "pin" in top:
             r.err(top["pin"], "pin", _("暗証番号を必要とするファイルがありません。pin を削除してください。"))
     user_node = r.required(top, "user_number", root, "")
@@ -253,7 +276,9 @@ def _read_root(r: _Reader, root: yaml.Node) -> CustomAPSpec | None:
     return CustomAPSpec(name=name, pin=pin, files=tuple(f for f, _n in files), user_number=user)
 
 
-def _read_files(r: _Reader, top: dict[str, yaml.Node], root: yaml.Node) -> list[tuple[FileSpec, yaml.Node]] | None:
+def _read_files(
+    r: _Reader, top: dict[str, yaml.Node], root: yaml.Node
+) -> list[tuple[FileSpec, yaml.Node]] | None:
     node = r.required(top, "files", root, "")
     if node is None:
         return None
@@ -261,7 +286,11 @@ def _read_files(r: _Reader, top: dict[str, yaml.Node], root: yaml.Node) -> list[
         r.err(node, "files", _("1個以上のファイルのリストが必要です。"))
         return None
     if len(node.value) > MAX_FILES:
-        r.err(node, "files", _("ファイルは%(max)d個までです（%(n)d個）。") % {"max": MAX_FILES, "n": len(node.value)})
+        r.err(
+            node,
+            "files",
+            _("ファイルは%(max)d個までです（%(n)d個）。") % {"max": MAX_FILES, "n": len(node.value)},
+        )
     out: list[tuple[FileSpec, yaml.Node]] = []
     seen: dict[int, int] = {}
     ok = True
@@ -275,7 +304,9 @@ def _read_files(r: _Reader, top: dict[str, yaml.Node], root: yaml.Node) -> list[
         fid_node = r.required(fields, "fid", fnode, path)
         fid = r.fid(fid_node, f"{path}.fid") if fid_node is not None else None
         if fid is not None and fid in seen:
-            r.err(fid_node, f"{path}.fid", _("FIDが files[%(other)d] と重複しています。") % {"other": seen[fid]})
+            r.err(
+                fid_node, f"{path}.fid", _("FIDが files[%(other)d] と重複しています。") % {"other": seen[fid]}
+            )
         elif fid is not None:
             seen[fid] = i
         s_node = r.required(fields, "structure", fnode, path)
@@ -283,15 +314,25 @@ def _read_files(r: _Reader, top: dict[str, yaml.Node], root: yaml.Node) -> list[
         size = count = length = None
         if structure == "binary":
             if "records" in fields:
-                r.err(fields["records"], f"{path}.records", _("バイナリファイルには records ではなく size を書きます。"))
+                r.err(
+                    fields["records"],
+                    f"{path}.records",
+                    _("バイナリファイルには records ではなく size を書きます。"),
+                )
             size_node = r.required(fields, "size", fnode, path)
             if size_node is not None:
                 size = r.integer(size_node, f"{path}.size", 1, MAX_BINARY_SIZE)
         elif structure == "records":
             if "size" in fields:
-                r.err(fields["size"], f"{path}.size", _("レコードファイルには size ではなく records を書きます。"))
+                r.err(
+                    fields["size"],
+                    f"{path}.size",
+                    _("レコードファイルには size ではなく records を書きます。"),
+                )
             rec_node = r.required(fields, "records", fnode, path)
-            rec = r.mapping(rec_node, f"{path}.records", {"count", "length"}) if rec_node is not None else None
+            rec = (
+                r.mapping(rec_node, f"{path}.records", {"count", "length"}) if rec_node is not None else None
+            )
             if rec is not None and rec_node is not None:
                 c_node = r.required(rec, "count", rec_node, f"{path}.records")
                 l_node = r.required(rec, "length", rec_node, f"{path}.records")
@@ -322,7 +363,11 @@ def _read_pin(r: _Reader, node: yaml.Node) -> PinSpec | None:
     hi = r.integer(hi_node, "pin.max_length", 4, 16) if hi_node else None
     retry = r.integer(fields["retry_limit"], "pin.retry_limit", 1, 15) if "retry_limit" in fields else 3
     if lo is not None and hi is not None and hi < lo:
-        r.err(hi_node, "pin.max_length", _("最大桁数 %(hi)d が最小桁数 %(lo)d より小さくなっています。") % {"hi": hi, "lo": lo})
+        r.err(
+            hi_node,
+            "pin.max_length",
+            _("最大桁数 %(hi)d が最小桁数 %(lo)d より小さくなっています。") % {"hi": hi, "lo": lo},
+        )
         return None
     if source is None or lo is None or hi is None or retry is None:
         return None
@@ -336,8 +381,12 @@ def _read_user_number(r: _Reader, node: yaml.Node, files: list[FileSpec]) -> Use
     before = len(r.issues)
     fid_node = r.required(fields, "fid", node, "user_number")
     fid = r.fid(fid_node, "user_number.fid") if fid_node is not None else None
-    record = r.integer(fields["record"], "user_number.record", 0, MAX_RECORD_COUNT) if "record" in fields else 0
-    offset = r.integer(fields["offset"], "user_number.offset", 0, MAX_BINARY_SIZE) if "offset" in fields else 0
+    record = (
+        r.integer(fields["record"], "user_number.record", 0, MAX_RECORD_COUNT) if "record" in fields else 0
+    )
+    offset = (
+        r.integer(fields["offset"], "user_number.offset", 0, MAX_BINARY_SIZE) if "offset" in fields else 0
+    )
     l_node = r.required(fields, "length", node, "user_number")
     length = r.integer(l_node, "user_number.length", 1, usernumber.MAX_LENGTH) if l_node else None
     c_node = r.required(fields, "charset", node, "user_number")
@@ -351,24 +400,32 @@ def _read_user_number(r: _Reader, node: yaml.Node, files: list[FileSpec]) -> Use
     target = next((f for f in files if f.fid == fid), None)
     if target is None:
         if files:
-            r.err(fid_node, "user_number.fid", _("FID %(fid)04X のファイルが files にありません。") % {"fid": fid})
+            r.err(
+                fid_node,
+                "user_number.fid",
+                _("FID %(fid)04X のファイルが files にありません。") % {"fid": fid},
+            )
         return None
     if target.structure == "binary":
         if record != 0:
-            r.err(fields.get("record"), "user_number.record", _("バイナリファイルではレコード番号は 0 です。"))
+            r.err(
+                fields.get("record"), "user_number.record", _("バイナリファイルではレコード番号は 0 です。")
+            )
             return None
         limit = target.size or 0
     else:
         if not 1 <= record <= (target.record_count or 0):
             r.err(
-                fields.get("record", node), "user_number.record",
+                fields.get("record", node),
+                "user_number.record",
                 _("レコード番号は 1〜%(n)d です。") % {"n": target.record_count or 0},
             )
             return None
         limit = target.record_length or 0
     if offset + length > limit:
         r.err(
-            l_node, "user_number.length",
+            l_node,
+            "user_number.length",
             _("位置 %(offset)d から %(length)d バイトはファイルの大きさ %(limit)d を超えます。")
             % {"offset": offset, "length": length, "limit": limit},
         )

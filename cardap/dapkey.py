@@ -1,4 +1,5 @@
 """The J-LIS DAP key: ECDSA P-256, signs every custom card AP load file (card-protocol.md)."""
+
 from __future__ import annotations
 
 import hashlib

@@ -1,4 +1,5 @@
 """Forms of the provider-facing registry pages."""
+
 from __future__ import annotations
 
 from django import forms
@@ -10,17 +11,33 @@ from cardap.selectors import loadable_card_aps
 
 class CardAPRequestForm(forms.ModelForm):
     input_upload = forms.FileField(
-        label=_("入力ファイルをアップロード（独自カードAP）"), required=False,
+        label=_("入力ファイルをアップロード（独自カードAP）"),
+        required=False,
         help_text=_("YAML（.yaml/.yml）または JSON（.json）、64KiBまで。本文欄に貼り付けても構いません。"),
     )
 
     class Meta:
         model = CardAP
         fields = [
-            "name", "type", "area", "purpose", "data_layout", "structure", "file_size", "record_count",
-            "record_length", "pin_source", "pin_min_length", "pin_max_length", "pin_retry_limit",
-            "user_number_source", "user_number_length", "user_number_charset", "memory_requested",
-            "input_format", "input_file",
+            "name",
+            "type",
+            "area",
+            "purpose",
+            "data_layout",
+            "structure",
+            "file_size",
+            "record_count",
+            "record_length",
+            "pin_source",
+            "pin_min_length",
+            "pin_max_length",
+            "pin_retry_limit",
+            "user_number_source",
+            "user_number_length",
+            "user_number_charset",
+            "memory_requested",
+            "input_format",
+            "input_file",
         ]
         widgets = {
             "purpose": forms.Textarea(attrs={"rows": 3}),
@@ -33,7 +50,9 @@ class CardAPRequestForm(forms.ModelForm):
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
         self.provider = provider
         if not provider.is_municipality:
-            self.fields["area"].choices = [(CardAP.Area.EXTENDED, CardAP.Area.EXTENDED.label)]
+            area = self.fields["area"]
+            assert isinstance(area, forms.ChoiceField)
+            area.choices = [(CardAP.Area.EXTENDED, CardAP.Area.EXTENDED.label)]
         self.fields["purpose"].required = True
 
     def clean(self) -> dict:
@@ -62,10 +81,13 @@ class PresetForm(forms.Form):
         label=_("カードAP"), queryset=CardAP.objects.none(), widget=forms.CheckboxSelectMultiple
     )
 
-    def __init__(self, *args: object, provider: Provider, preset: AutoLoadPreset | None = None, **kwargs: object):
+    def __init__(
+        self, *args: object, provider: Provider, preset: AutoLoadPreset | None = None, **kwargs: object
+    ):
         if preset is not None and "initial" not in kwargs:
             kwargs["initial"] = {
-                "name": preset.name, "description": preset.description,
+                "name": preset.name,
+                "description": preset.description,
                 "card_aps": [ap.pk for ap in preset.ordered_card_aps()],
             }
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]

@@ -4,6 +4,7 @@ A small interface so an HSM-backed store can replace this one later; the default
 key with Fernet (AES-128-CBC + HMAC) under settings.KEYSTORE_KEY and stores only the ciphertext.
 The plaintext never reaches the database, the logs or the audit detail.
 """
+
 from __future__ import annotations
 
 import base64
@@ -40,7 +41,9 @@ class FernetDatabaseKeyStore:
         from cardap.models import StoredSecret
 
         ref = "ks_" + secrets.token_hex(16)
-        StoredSecret.objects.create(ref=ref, purpose=purpose[:100], ciphertext=self._fernet.encrypt(secret).decode())
+        StoredSecret.objects.create(
+            ref=ref, purpose=purpose[:100], ciphertext=self._fernet.encrypt(secret).decode()
+        )
         return ref
 
     def get(self, ref: str) -> bytes:
@@ -67,4 +70,6 @@ def get_keystore() -> KeyStore:
     try:
         return FernetDatabaseKeyStore(key)
     except ValueError:
-        raise ImproperlyConfigured("KEYSTORE_KEY must be a Fernet key (32 url-safe base64-encoded bytes)") from None
+        raise ImproperlyConfigured(
+            "KEYSTORE_KEY must be a Fernet key (32 url-safe base64-encoded bytes)"
+        ) from None

@@ -7,6 +7,7 @@ encoding is gpcard's (the host protocol library); this module only maps registry
 Standard layout chosen here: file 0001 holds the user number (one record for type A, binary
 otherwise), file 0002 is the data file the request declares.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -21,11 +22,17 @@ from gpcard import apdesc
 
 USER_NUMBER_FID = 0x0001
 DATA_FID = 0x0002
-AREAS = {CardAP.Area.LOCAL: apdesc.Area.LOCAL, CardAP.Area.EXTENDED: apdesc.Area.EXTENDED}
-PIN_SOURCES = {CardAP.PinSource.HOLDER: apdesc.PinSource.HOLDER, CardAP.PinSource.SYSTEM: apdesc.PinSource.SYSTEM_FIXED}
+AREAS: dict[str, apdesc.Area] = {
+    CardAP.Area.LOCAL: apdesc.Area.LOCAL,
+    CardAP.Area.EXTENDED: apdesc.Area.EXTENDED,
+}
+PIN_SOURCES: dict[str, apdesc.PinSource] = {
+    CardAP.PinSource.HOLDER: apdesc.PinSource.HOLDER,
+    CardAP.PinSource.SYSTEM: apdesc.PinSource.SYSTEM_FIXED,
+}
 CHARSETS = {"digits": apdesc.Charset.DIGITS, "alphanumeric": apdesc.Charset.ALPHANUMERIC}
 # Default area quotas (card-protocol.md, "Memory"): a request larger than its area never fits.
-AREA_QUOTAS = {CardAP.Area.LOCAL: 8192, CardAP.Area.EXTENDED: 16384}
+AREA_QUOTAS: dict[str, int] = {CardAP.Area.LOCAL: 8192, CardAP.Area.EXTENDED: 16384}
 
 
 @dataclass(frozen=True)
@@ -50,7 +57,9 @@ def area_quota(area: str) -> int:
 def _pin_policy(ap: CardAP) -> apdesc.PinPolicy | None:
     if not ap.pin_source:
         return None
-    return apdesc.PinPolicy(PIN_SOURCES[ap.pin_source], ap.pin_min_length, ap.pin_max_length, ap.pin_retry_limit)
+    return apdesc.PinPolicy(
+        PIN_SOURCES[ap.pin_source], ap.pin_min_length, ap.pin_max_length, ap.pin_retry_limit
+    )
 
 
 def build_description(ap: CardAP, spec: custom_input.CustomAPSpec | None) -> apdesc.CardAPDescription:
@@ -61,7 +70,9 @@ def build_description(ap: CardAP, spec: custom_input.CustomAPSpec | None) -> apd
         files = tuple(
             apdesc.FileSpec(
                 f.fid,
-                apdesc.FileStructure.TRANSPARENT if f.structure == "binary" else apdesc.FileStructure.LINEAR_FIXED,
+                apdesc.FileStructure.TRANSPARENT
+                if f.structure == "binary"
+                else apdesc.FileStructure.LINEAR_FIXED,
                 apdesc.AccessRule(f.read),
                 apdesc.AccessRule(f.update),
                 length=f.size or 0,
@@ -77,8 +88,10 @@ def build_description(ap: CardAP, spec: custom_input.CustomAPSpec | None) -> apd
                 PIN_SOURCES[spec.pin.source], spec.pin.min_length, spec.pin.max_length, spec.pin.retry_limit
             )
         desc = apdesc.CardAPDescription(
-            apdesc.APType.CUSTOM, files,
-            apdesc.UserNumberLocation(un.fid, un.record, un.offset, un.length, CHARSETS[un.charset]), pin,
+            apdesc.APType.CUSTOM,
+            files,
+            apdesc.UserNumberLocation(un.fid, un.record, un.offset, un.length, CHARSETS[un.charset]),
+            pin,
         )
         desc.validate()
         return desc
@@ -107,7 +120,9 @@ def estimated_cost(ap: CardAP, spec: custom_input.CustomAPSpec | None = None) ->
     try:
         desc = build_description(ap, spec)
     except apdesc.DescriptionError as exc:
-        raise ValidationError(_("カードAP記述を作成できません: %(error)s") % {"error": exc}, code="description") from None
+        raise ValidationError(
+            _("カードAP記述を作成できません: %(error)s") % {"error": exc}, code="description"
+        ) from None
     return _cost(desc, desc.encode() if ap.is_custom else None)
 
 
@@ -116,10 +131,13 @@ def manufacture(ap: CardAP, spec: custom_input.CustomAPSpec | None) -> Product:
         desc = build_description(ap, spec)
         encoded = desc.encode()
     except apdesc.DescriptionError as exc:
-        raise ValidationError(_("カードAP記述を作成できません: %(error)s") % {"error": exc}, code="description") from None
+        raise ValidationError(
+            _("カードAP記述を作成できません: %(error)s") % {"error": exc}, code="description"
+        ) from None
     needs_key = any(
         rule in (apdesc.AccessRule.PIN_MUTUAL_AUTH, apdesc.AccessRule.PIN_MUTUAL_AUTH_SM)
-        for f in desc.files for rule in (f.read_rule, f.update_rule)
+        for f in desc.files
+        for rule in (f.read_rule, f.update_rule)
     )
     load_file = None
     demo = False

@@ -50,7 +50,9 @@ class Provider(models.Model):
     # Legal basis for using the card's free areas (番号法第18条): an ordinance for prefectures and
     # municipalities, a public notice for the state and administrative bodies, the minister's
     # legal-compliance confirmation for private businesses (seed IV-1(5)).
-    legal_basis_kind = models.CharField(_("法的根拠の種類"), max_length=30, choices=LegalBasis.choices, blank=True)
+    legal_basis_kind = models.CharField(
+        _("法的根拠の種類"), max_length=30, choices=LegalBasis.choices, blank=True
+    )
     legal_basis_reference = models.CharField(_("法的根拠（条例名・確認番号等）"), max_length=200, blank=True)
     legal_basis_date = models.DateField(_("法的根拠の日付"), null=True, blank=True)
     contract_reference = models.CharField(_("契約番号"), max_length=100, blank=True)
@@ -154,7 +156,10 @@ class CardAP(models.Model):
     pin_max_length = models.PositiveSmallIntegerField(_("暗証番号の最大桁数"), default=8)
     pin_retry_limit = models.PositiveSmallIntegerField(_("暗証番号の試行回数上限"), default=3)
     user_number_source = models.CharField(
-        _("利用者番号の付番"), max_length=10, choices=UserNumberSource.choices, default=UserNumberSource.GENERATED
+        _("利用者番号の付番"),
+        max_length=10,
+        choices=UserNumberSource.choices,
+        default=UserNumberSource.GENERATED,
     )
     user_number_length = models.PositiveSmallIntegerField(_("利用者番号の桁数"), default=16)
     user_number_charset = models.CharField(
@@ -420,7 +425,9 @@ class MaintenanceWindow(models.Model):
         verbose_name_plural = _("計画保守")
         ordering = ["starts_at"]
         constraints = [
-            models.CheckConstraint(condition=models.Q(ends_at__gt=models.F("starts_at")), name="window_ends_after_start")
+            models.CheckConstraint(
+                condition=models.Q(ends_at__gt=models.F("starts_at")), name="window_ends_after_start"
+            )
         ]
 
     def __str__(self) -> str:

@@ -2,6 +2,7 @@
 
 `can_operate` and `loadable_card_aps` are what loading calls before it loads or deletes.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -33,7 +34,9 @@ def get_request(provider: Provider, pk: int) -> CardAP:
 
 def active_shares(provider: Provider, on: dt.date | None = None) -> QuerySet[CardAPShare]:
     on = on or today()
-    return CardAPShare.objects.filter(provider=provider, since__lte=on).filter(Q(until__isnull=True) | Q(until__gte=on))
+    return CardAPShare.objects.filter(provider=provider, since__lte=on).filter(
+        Q(until__isnull=True) | Q(until__gte=on)
+    )
 
 
 def loadable_card_aps(provider: Provider, on: dt.date | None = None) -> QuerySet[CardAP]:
@@ -41,7 +44,9 @@ def loadable_card_aps(provider: Provider, on: dt.date | None = None) -> QuerySet
     its own, and those it shares as co-provider; affiliates only use an AP, never load it.
     Local-resident area APs only for a municipality that is their representative."""
     shared_ids = active_shares(provider, on).filter(role=CardAPShare.Role.SHARED).values("card_ap_id")
-    qs = CardAP.objects.filter(status=CardAP.Status.APPROVED).filter(Q(provider=provider) | Q(pk__in=shared_ids))
+    qs = CardAP.objects.filter(status=CardAP.Status.APPROVED).filter(
+        Q(provider=provider) | Q(pk__in=shared_ids)
+    )
     if not provider.is_municipality:
         qs = qs.exclude(area=CardAP.Area.LOCAL)
     else:
@@ -62,7 +67,7 @@ def visible_card_aps(provider: Provider, on: dt.date | None = None) -> QuerySet[
 
 
 def relationship(card_ap: CardAP, provider: Provider, on: dt.date | None = None) -> str:
-    """"representative", "shared" or "affiliate": how `provider` relates to `card_ap`."""
+    """ "representative", "shared" or "affiliate": how `provider` relates to `card_ap`."""
     if card_ap.provider_id == provider.pk:
         return "representative"
     share = active_shares(provider, on).filter(card_ap=card_ap).first()

@@ -4,6 +4,7 @@ and failure notices to providers.
 Loading calls `check_can_start_job()` before any card operation: it raises ServiceClosed, whose
 message says when service resumes.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -144,7 +145,8 @@ def check_can_start_job(at: dt.datetime | None = None) -> None:
     if window is not None:
         reason = "maintenance"
         message = _("計画保守中（%(title)s）のため、カード操作を開始できません。%(when)s に再開します。") % {
-            "title": window.title, "when": format_jst(resumes)
+            "title": window.title,
+            "when": format_jst(resumes),
         }
     elif in_closed_period(_jst(at).date()):
         reason = "closed_period"
@@ -155,12 +157,18 @@ def check_can_start_job(at: dt.datetime | None = None) -> None:
         h = service_hours()
         reason = "hours"
         message = _(
-            "サービス時間（%(opens)s〜%(closes)s）外のため、カード操作を開始できません。%(when)s に再開します。"
-        ) % {"opens": h.opens.strftime("%H:%M"), "closes": h.closes.strftime("%H:%M"), "when": format_jst(resumes)}
+            "サービス時間（%(opens)s〜%(closes)s）外のため、"
+            "カード操作を開始できません。%(when)s に再開します。"
+        ) % {
+            "opens": h.opens.strftime("%H:%M"),
+            "closes": h.closes.strftime("%H:%M"),
+            "when": format_jst(resumes),
+        }
     raise ServiceClosed(message, resumes_at=resumes, reason=reason)
 
 
 # --- business days and planned maintenance (R8.2) ---------------------------------------------
+
 
 @functools.cache
 def _japan_holidays(year: int) -> holidays.HolidayBase:
@@ -232,7 +240,8 @@ def validate_window(*, starts_at: dt.datetime, ends_at: dt.datetime, urgent: boo
         raise ValidationError(
             {
                 "starts_at": _(
-                    "計画保守は%(n)d営業日前までに通知が必要です。%(date)s 以降を指定するか、緊急として登録してください。"
+                    "計画保守は%(n)d営業日前までに通知が必要です。"
+                    "%(date)s 以降を指定するか、緊急として登録してください。"
                 )
                 % {"n": settings.MAINTENANCE_NOTICE_BUSINESS_DAYS, "date": earliest.isoformat()}
             }
@@ -241,10 +250,16 @@ def validate_window(*, starts_at: dt.datetime, ends_at: dt.datetime, urgent: boo
 
 def _audit_window(action: str, window: MaintenanceWindow, actor: object, request: object) -> None:
     record(
-        action=action, actor=actor, request=request,  # type: ignore[arg-type]
+        action=action,
+        actor=actor,
+        request=request,  # type: ignore[arg-type]
         target=f"maintenance:{window.pk}",
-        detail={"title": window.title, "starts_at": window.starts_at.isoformat(),
-                "ends_at": window.ends_at.isoformat(), "urgent": window.urgent},
+        detail={
+            "title": window.title,
+            "starts_at": window.starts_at.isoformat(),
+            "ends_at": window.ends_at.isoformat(),
+            "urgent": window.urgent,
+        },
     )
 
 
@@ -262,11 +277,15 @@ def send_maintenance_notice(window_id: int) -> int:
     providers = Provider.objects.exclude(status=Provider.Status.ENDED).exclude(maintenance_email="")
     subject = _("【カードAP搭載システム】計画保守のお知らせ: %(title)s") % {"title": window.title}
     body = _(
-        "カードAP搭載システムの計画保守を次のとおり実施します。\n\n件名: %(title)s\n期間: %(start)s 〜 %(end)s（日本時間）\n"
+        "カードAP搭載システムの計画保守を次のとおり実施します。\n\n件名: %(title)s\n"
+        "期間: %(start)s 〜 %(end)s（日本時間）\n"
         "%(urgent)s\n%(description)s\n\nこの間、カードAPの搭載・削除はできません。"
     ) % {
-        "title": window.title, "start": format_jst(window.starts_at), "end": format_jst(window.ends_at),
-        "urgent": _("※緊急の保守です。") if window.urgent else "", "description": window.description,
+        "title": window.title,
+        "start": format_jst(window.starts_at),
+        "end": format_jst(window.ends_at),
+        "urgent": _("※緊急の保守です。") if window.urgent else "",
+        "description": window.description,
     }
     sent = 0
     for provider in providers:
@@ -279,32 +298,42 @@ def upcoming_windows(now: dt.datetime | None = None, days: int | None = None) ->
     """Windows not yet over that start within the banner horizon."""
     now = now or timezone.now()
     horizon = now + dt.timedelta(days=days or settings.MAINTENANCE_BANNER_DAYS)
-    return MaintenanceWindow.objects.filter(cancelled_at__isnull=True, ends_at__gt=now, starts_at__lte=horizon)
+    return MaintenanceWindow.objects.filter(
+        cancelled_at__isnull=True, ends_at__gt=now, starts_at__lte=horizon
+    )
 
 
 # --- failure notices (R8.3) --------------------------------------------------------------------
+
 
 def notify_failure(provider: Provider, incident_key: str, summary: str, detail: str = "") -> bool:
     """Mail the provider's failure contact once per incident (`incident_key`, e.g.
     "terminal-failures:42:2027-03-01"); later calls only count occurrences. True when mailed."""
     with transaction.atomic():
         incident, created = FailureIncident.objects.get_or_create(
-            provider=provider, incident_key=incident_key[:200],
+            provider=provider,
+            incident_key=incident_key[:200],
             defaults={"summary": summary[:200], "detail": detail},
         )
         if not created:
             FailureIncident.objects.filter(pk=incident.pk).update(occurrences=incident.occurrences + 1)
             return False
-        record(action="failure.detected", actor="system", provider_id=provider.pk,
-               target=f"incident:{incident.pk}", detail={"key": incident.incident_key, "summary": incident.summary})
+        record(
+            action="failure.detected",
+            actor="system",
+            provider_id=provider.pk,
+            target=f"incident:{incident.pk}",
+            detail={"key": incident.incident_key, "summary": incident.summary},
+        )
     address = provider.failure_email or provider.operations_email
     if not address:
         log.warning("provider %s has no failure contact; incident %s not mailed", provider.pk, incident.pk)
         return False
     subject = _("【カードAP搭載システム】障害のお知らせ: %(summary)s") % {"summary": incident.summary}
-    body = _("カードAP搭載システムで、貴団体に影響する障害を検知しました。\n\n概要: %(summary)s\n検知日時: %(at)s（日本時間）\n\n%(detail)s") % {
-        "summary": incident.summary, "at": format_jst(incident.first_seen_at), "detail": incident.detail
-    }
+    body = _(
+        "カードAP搭載システムで、貴団体に影響する障害を検知しました。\n\n"
+        "概要: %(summary)s\n検知日時: %(at)s（日本時間）\n\n%(detail)s"
+    ) % {"summary": incident.summary, "at": format_jst(incident.first_seen_at), "detail": incident.detail}
     EmailMessage(subject, body, to=[address]).send()
     FailureIncident.objects.filter(pk=incident.pk).update(notified_at=timezone.now())
     return True

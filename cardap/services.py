@@ -4,6 +4,7 @@ allocation and manufacture), AP keys, auto-load presets. Keyword-only, typed, at
 Every refusal raises django.core.exceptions.ValidationError with a precise, translated message
 and leaves stored data unchanged.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -57,6 +58,7 @@ def ensure_can_operate(provider: Provider | None) -> None:
 
 # --- onboarding (R10) -----------------------------------------------------------------------------
 
+
 def check_transition(
     locked: Provider,
     to: str,
@@ -76,7 +78,8 @@ def check_transition(
         raise ValidationError(
             _("「%(from)s」から「%(to)s」へは変更できません（変更可能: %(allowed)s）。")
             % {
-                "from": labels[locked.status], "to": labels[to],
+                "from": labels[locked.status],
+                "to": labels[to],
                 "allowed": "、".join(str(labels[a]) for a in allowed) or _("なし"),
             },
             code="bad_transition",
@@ -88,21 +91,27 @@ def check_transition(
         bases = locked.allowed_legal_bases()
         if kind not in bases:
             raise ValidationError(
-                {"legal_basis_kind": _("%(kind)s の法的根拠は %(bases)s です。") % {
-                    "kind": locked.get_kind_display(),
-                    "bases": "、".join(str(Provider.LegalBasis(b).label) for b in bases),
-                }},
+                {
+                    "legal_basis_kind": _("%(kind)s の法的根拠は %(bases)s です。")
+                    % {
+                        "kind": locked.get_kind_display(),
+                        "bases": "、".join(str(Provider.LegalBasis(b).label) for b in bases),
+                    }
+                },
                 code="legal_basis_kind",
             )
         if not reference or date is None:
             raise ValidationError(
-                {"legal_basis_reference": _("法的根拠の名称・番号と日付を入力してください。")}, code="legal_basis_missing"
+                {"legal_basis_reference": _("法的根拠の名称・番号と日付を入力してください。")},
+                code="legal_basis_missing",
             )
         locked.legal_basis_kind, locked.legal_basis_reference, locked.legal_basis_date = kind, reference, date
     if to == Provider.Status.CONTRACTED:
         reference = (contract_reference or locked.contract_reference).strip()
         if not reference:
-            raise ValidationError({"contract_reference": _("契約番号を入力してください。")}, code="contract_missing")
+            raise ValidationError(
+                {"contract_reference": _("契約番号を入力してください。")}, code="contract_missing"
+            )
         locked.contract_reference = reference
 
 
@@ -121,23 +130,37 @@ def transition_provider(
     """Move a provider along applied → legal_confirmed → contracted → live ⇄ suspended → ended."""
     locked = Provider.objects.select_for_update().get(pk=provider.pk)
     check_transition(
-        locked, to, legal_basis_kind=legal_basis_kind, legal_basis_reference=legal_basis_reference,
-        legal_basis_date=legal_basis_date, contract_reference=contract_reference,
+        locked,
+        to,
+        legal_basis_kind=legal_basis_kind,
+        legal_basis_reference=legal_basis_reference,
+        legal_basis_date=legal_basis_date,
+        contract_reference=contract_reference,
     )
     before = locked.status
     locked.status = to
     locked.status_changed_at = timezone.now()
     locked.save()
     record(
-        action="provider.status", actor=actor, request=request, provider_id=locked.pk, target=f"provider:{locked.pk}",
-        detail={"from": before, "to": to, "legal_basis": locked.legal_basis_kind,
-                "legal_reference": locked.legal_basis_reference, "contract": locked.contract_reference},
+        action="provider.status",
+        actor=actor,
+        request=request,
+        provider_id=locked.pk,
+        target=f"provider:{locked.pk}",
+        detail={
+            "from": before,
+            "to": to,
+            "legal_basis": locked.legal_basis_kind,
+            "legal_reference": locked.legal_basis_reference,
+            "contract": locked.contract_reference,
+        },
     )
     provider.refresh_from_db()
     return locked
 
 
 # --- usage patterns (R3.4) ------------------------------------------------------------------------
+
 
 @transaction.atomic
 def add_share(
@@ -154,7 +177,12 @@ def add_share(
     """Record that `provider` shares (co-provider, may load) or uses (affiliate) `card_ap`."""
     check_share(card_ap=card_ap, provider=provider, role=role, since=since, until=until)
     share = CardAPShare.objects.create(
-        card_ap=card_ap, provider=provider, role=role, since=since, until=until, note=note,
+        card_ap=card_ap,
+        provider=provider,
+        role=role,
+        since=since,
+        until=until,
+        note=note,
         created_by=_actor_name(actor),
     )
     audit_share(share, actor=actor, request=request, action="card_ap.share_added")
@@ -162,17 +190,27 @@ def add_share(
 
 
 def check_share(
-    *, card_ap: CardAP, provider: Provider, role: str, since: dt.date, until: dt.date | None, exclude_pk: int | None = None
+    *,
+    card_ap: CardAP,
+    provider: Provider,
+    role: str,
+    since: dt.date,
+    until: dt.date | None,
+    exclude_pk: int | None = None,
 ) -> None:
     if role not in CardAPShare.Role.values:
         raise ValidationError(_("不明な関係です: %(role)s") % {"role": role}, code="role")
     if provider.pk == card_ap.provider_id:
-        raise ValidationError(_("代表提供者自身を共同利用者として登録することはできません。"), code="self_share")
+        raise ValidationError(
+            _("代表提供者自身を共同利用者として登録することはできません。"), code="self_share"
+        )
     if until is not None and until < since:
         raise ValidationError({"until": _("終了日は開始日以降にしてください。")}, code="dates")
     if card_ap.area == CardAP.Area.LOCAL and role == CardAPShare.Role.SHARED:
         raise ValidationError(
-            _("地域住民向け領域のカードAPは、代表提供者の市区町村以外は搭載できないため共同利用にできません。"),
+            _(
+                "地域住民向け領域のカードAPは、代表提供者の市区町村以外は搭載できないため共同利用にできません。"
+            ),
             code="local_share",
         )
     overlapping = CardAPShare.objects.select_for_update().filter(card_ap=card_ap, provider=provider)
@@ -189,15 +227,25 @@ def check_share(
 
 def audit_share(share: CardAPShare, *, actor: Any, request: HttpRequest | None, action: str) -> None:
     record(
-        action=action, actor=actor, request=request, provider_id=share.card_ap.provider_id,
+        action=action,
+        actor=actor,
+        request=request,
+        provider_id=share.card_ap.provider_id,
         target=f"card_ap:{share.card_ap_id}",
-        detail={"provider": share.provider_id, "role": share.role, "since": share.since.isoformat(),
-                "until": share.until.isoformat() if share.until else None, "note": share.note},
+        detail={
+            "provider": share.provider_id,
+            "role": share.role,
+            "since": share.since.isoformat(),
+            "until": share.until.isoformat() if share.until else None,
+            "note": share.note,
+        },
     )
 
 
 @transaction.atomic
-def end_share(*, share: CardAPShare, until: dt.date, actor: Any, request: HttpRequest | None = None) -> CardAPShare:
+def end_share(
+    *, share: CardAPShare, until: dt.date, actor: Any, request: HttpRequest | None = None
+) -> CardAPShare:
     if until < share.since:
         raise ValidationError({"until": _("終了日は開始日以降にしてください。")}, code="dates")
     share.until = until
@@ -207,6 +255,7 @@ def end_share(*, share: CardAPShare, until: dt.date, actor: Any, request: HttpRe
 
 
 # --- registration requests (R3.1–R3.3) ------------------------------------------------------------
+
 
 def check_request(ap: CardAP) -> custom_input.CustomAPSpec | None:
     """Validate an (unsaved or saved) request; raise ValidationError keyed by field. For a custom
@@ -220,8 +269,11 @@ def check_request(ap: CardAP) -> custom_input.CustomAPSpec | None:
     if provider.status in (Provider.Status.SUSPENDED, Provider.Status.ENDED):
         err("__all__", _("停止中または終了したサービス提供者は登録依頼できません。"))
     if ap.area == CardAP.Area.LOCAL and not provider.is_municipality:
-        err("area", _("地域住民向け領域は市区町村だけが利用できます（%(kind)s は拡張利用領域を選んでください）。")
-            % {"kind": provider.get_kind_display()})
+        err(
+            "area",
+            _("地域住民向け領域は市区町村だけが利用できます（%(kind)s は拡張利用領域を選んでください）。")
+            % {"kind": provider.get_kind_display()},
+        )
     if ap.type not in CardAP.Type.values:
         err("type", _("種類を選んでください。"))
     spec = None
@@ -264,13 +316,20 @@ def check_request(ap: CardAP) -> custom_input.CustomAPSpec | None:
 def _check_standard_layout(ap: CardAP, err: Any) -> None:
     needs_pin = ap.type in (CardAP.Type.A, CardAP.Type.D)
     if needs_pin and ap.pin_source not in (CardAP.PinSource.HOLDER, CardAP.PinSource.SYSTEM):
-        err("pin_source", _("%(type)s は暗証番号（利用者設定またはシステム固定）が必要です。") % {"type": ap.get_type_display()})
+        err(
+            "pin_source",
+            _("%(type)s は暗証番号（利用者設定またはシステム固定）が必要です。")
+            % {"type": ap.get_type_display()},
+        )
     if not needs_pin and ap.pin_source:
         err("pin_source", _("C型は暗証番号を使いません。「暗証番号なし」を選んでください。"))
     required = {CardAP.Type.A: CardAP.Structure.RECORDS, CardAP.Type.D: CardAP.Structure.BINARY}.get(ap.type)  # type: ignore[call-overload]
     if required and ap.structure != required:
-        err("structure", _("%(type)s のファイル構造は「%(structure)s」です。") % {
-            "type": ap.get_type_display(), "structure": CardAP.Structure(required).label})
+        err(
+            "structure",
+            _("%(type)s のファイル構造は「%(structure)s」です。")
+            % {"type": ap.get_type_display(), "structure": CardAP.Structure(required).label},
+        )
     if ap.structure == CardAP.Structure.BINARY:
         if ap.file_size is None or not 1 <= ap.file_size <= MAX_BINARY_SIZE:
             err("file_size", _("バイナリのサイズは 1〜%(max)d バイトです。") % {"max": MAX_BINARY_SIZE})
@@ -286,17 +345,34 @@ def _check_standard_layout(ap: CardAP, err: Any) -> None:
 
 
 @transaction.atomic
-def submit_request(*, provider: Provider, actor: Any, request: HttpRequest | None = None, **fields: Any) -> CardAP:
+def submit_request(
+    *, provider: Provider, actor: Any, request: HttpRequest | None = None, **fields: Any
+) -> CardAP:
     """A provider's registration request (登録依頼書). `fields` are CardAP request fields."""
     # A provider's members apply for it; J-LIS staff may register on a provider's behalf (R3.1).
     is_jlis = getattr(actor, "role", None) == "jlis_staff"
     if getattr(actor, "provider_id", None) != provider.pk and not is_jlis:
         raise ValidationError(_("他のサービス提供者の登録依頼はできません。"), code="other_provider")
     allowed = {
-        "name", "type", "area", "purpose", "data_layout", "structure", "file_size", "record_count",
-        "record_length", "pin_source", "pin_min_length", "pin_max_length", "pin_retry_limit",
-        "user_number_source", "user_number_length", "user_number_charset", "memory_requested",
-        "input_file", "input_format",
+        "name",
+        "type",
+        "area",
+        "purpose",
+        "data_layout",
+        "structure",
+        "file_size",
+        "record_count",
+        "record_length",
+        "pin_source",
+        "pin_min_length",
+        "pin_max_length",
+        "pin_retry_limit",
+        "user_number_source",
+        "user_number_length",
+        "user_number_charset",
+        "memory_requested",
+        "input_file",
+        "input_format",
     }
     unknown = set(fields) - allowed
     if unknown:
@@ -306,7 +382,11 @@ def submit_request(*, provider: Provider, actor: Any, request: HttpRequest | Non
     _check_capacity(ap, spec)
     ap.save()
     record(
-        action="card_ap.requested", actor=actor, request=request, provider_id=provider.pk, target=f"card_ap:{ap.pk}",
+        action="card_ap.requested",
+        actor=actor,
+        request=request,
+        provider_id=provider.pk,
+        target=f"card_ap:{ap.pk}",
         detail={"name": ap.name, "type": ap.type, "area": ap.area},
     )
     return ap
@@ -320,12 +400,14 @@ def _check_capacity(ap: CardAP, spec: custom_input.CustomAPSpec | None) -> None:
     quota = manufacture.area_quota(ap.area)
     if cost > quota:
         raise ValidationError(
-            _("必要な容量 %(cost)d バイトが領域の容量 %(quota)d バイトを超えています。") % {"cost": cost, "quota": quota},
+            _("必要な容量 %(cost)d バイトが領域の容量 %(quota)d バイトを超えています。")
+            % {"cost": cost, "quota": quota},
             code="too_large",
         )
 
 
 # --- approval: AID and manufacture --------------------------------------------------------------
+
 
 def allocate_serial() -> int:
     """Next card AP serial; call inside the approving transaction. The counter row is locked (FOR
@@ -347,7 +429,8 @@ def approve_request(*, card_ap_id: int, actor: Any, request: HttpRequest | None 
     ap = CardAP.objects.select_for_update().select_related("provider").get(pk=card_ap_id)
     if ap.status != CardAP.Status.REQUESTED:
         raise ValidationError(
-            _("「%(status)s」のカードAPは承認できません。") % {"status": ap.get_status_display()}, code="not_requested"
+            _("「%(status)s」のカードAPは承認できません。") % {"status": ap.get_status_display()},
+            code="not_requested",
         )
     spec = check_request(ap)
     serial = allocate_serial()
@@ -370,9 +453,18 @@ def approve_request(*, card_ap_id: int, actor: Any, request: HttpRequest | None 
     if product.needs_key:
         _new_key(ap)
     record(
-        action="card_ap.approved", actor=actor, request=request, provider_id=ap.provider_id, target=f"card_ap:{ap.pk}",
-        detail={"aid": aid, "serial": serial, "sha256": ap.sha256, "memory_cost": ap.memory_cost,
-                "dap_demo_key": ap.dap_demo_key},
+        action="card_ap.approved",
+        actor=actor,
+        request=request,
+        provider_id=ap.provider_id,
+        target=f"card_ap:{ap.pk}",
+        detail={
+            "aid": aid,
+            "serial": serial,
+            "sha256": ap.sha256,
+            "memory_cost": ap.memory_cost,
+            "dap_demo_key": ap.dap_demo_key,
+        },
     )
     return ap
 
@@ -385,7 +477,8 @@ def reject_request(*, card_ap_id: int, actor: Any, reason: str, request: HttpReq
         raise ValidationError({"reason": _("却下理由を入力してください。")}, code="reason_missing")
     if ap.status != CardAP.Status.REQUESTED:
         raise ValidationError(
-            _("「%(status)s」のカードAPは却下できません。") % {"status": ap.get_status_display()}, code="not_requested"
+            _("「%(status)s」のカードAPは却下できません。") % {"status": ap.get_status_display()},
+            code="not_requested",
         )
     ap.status = CardAP.Status.REJECTED
     ap.rejection_reason = reason
@@ -393,7 +486,11 @@ def reject_request(*, card_ap_id: int, actor: Any, reason: str, request: HttpReq
     ap.reviewed_at = timezone.now()
     ap.save(update_fields=["status", "rejection_reason", "reviewed_by", "reviewed_at"])
     record(
-        action="card_ap.rejected", actor=actor, request=request, provider_id=ap.provider_id, target=f"card_ap:{ap.pk}",
+        action="card_ap.rejected",
+        actor=actor,
+        request=request,
+        provider_id=ap.provider_id,
+        target=f"card_ap:{ap.pk}",
         detail={"reason": reason},
     )
     return ap
@@ -408,12 +505,19 @@ def retire_card_ap(*, card_ap: CardAP, actor: Any, request: HttpRequest | None =
     ap.status = CardAP.Status.RETIRED
     ap.retired_at = timezone.now()
     ap.save(update_fields=["status", "retired_at"])
-    record(action="card_ap.retired", actor=actor, request=request, provider_id=ap.provider_id,
-           target=f"card_ap:{ap.pk}", detail={"aid": ap.aid})
+    record(
+        action="card_ap.retired",
+        actor=actor,
+        request=request,
+        provider_id=ap.provider_id,
+        target=f"card_ap:{ap.pk}",
+        detail={"aid": ap.aid},
+    )
     return ap
 
 
 # --- AP keys (R9.4) -------------------------------------------------------------------------------
+
 
 def _new_key(ap: CardAP) -> CardAPKey:
     last = ap.keys.order_by("-version").first()
@@ -430,8 +534,14 @@ def rotate_ap_key(*, card_ap: CardAP, actor: Any, request: HttpRequest | None = 
     if ap.status != CardAP.Status.APPROVED:
         raise ValidationError(_("承認済のカードAPだけが鍵を更新できます。"), code="not_approved")
     key = _new_key(ap)
-    record(action="card_ap.key_rotated", actor=actor, request=request, provider_id=ap.provider_id,
-           target=f"card_ap:{ap.pk}", detail={"version": key.version})
+    record(
+        action="card_ap.key_rotated",
+        actor=actor,
+        request=request,
+        provider_id=ap.provider_id,
+        target=f"card_ap:{ap.pk}",
+        detail={"version": key.version},
+    )
     return key
 
 
@@ -450,6 +560,7 @@ def key_version(card_ap: CardAP, version: int) -> bytes:
 
 # --- auto-load presets (R4.2) ---------------------------------------------------------------------
 
+
 def _check_preset_aps(provider: Provider, card_aps: list[CardAP]) -> None:
     if not card_aps:
         raise ValidationError({"card_aps": _("カードAPを1つ以上選んでください。")}, code="empty")
@@ -457,7 +568,10 @@ def _check_preset_aps(provider: Provider, card_aps: list[CardAP]) -> None:
     refused = [ap.name for ap in card_aps if ap.pk not in allowed]
     if refused:
         raise ValidationError(
-            {"card_aps": _("この提供者が搭載できないカードAPが含まれています: %(names)s") % {"names": "、".join(refused)}},
+            {
+                "card_aps": _("この提供者が搭載できないカードAPが含まれています: %(names)s")
+                % {"names": "、".join(refused)}
+            },
             code="not_loadable",
         )
     if len({ap.pk for ap in card_aps}) != len(card_aps):
@@ -483,7 +597,9 @@ def save_preset(
     clash = AutoLoadPreset.objects.filter(provider=provider, name=name)
     if preset is not None:
         if preset.provider_id != provider.pk:
-            raise ValidationError(_("他のサービス提供者の自動搭載セットは変更できません。"), code="other_provider")
+            raise ValidationError(
+                _("他のサービス提供者の自動搭載セットは変更できません。"), code="other_provider"
+            )
         clash = clash.exclude(pk=preset.pk)
     if clash.exists():
         raise ValidationError({"name": _("同じ名称の自動搭載セットがあります。")}, code="name_taken")
@@ -498,13 +614,25 @@ def save_preset(
     AutoLoadPresetItem.objects.bulk_create(
         AutoLoadPresetItem(preset=preset, card_ap=ap, position=i) for i, ap in enumerate(card_aps)
     )
-    record(action=action, actor=actor, request=request, provider_id=provider.pk, target=f"preset:{preset.pk}",
-           detail={"name": name, "card_aps": [ap.pk for ap in card_aps]})
+    record(
+        action=action,
+        actor=actor,
+        request=request,
+        provider_id=provider.pk,
+        target=f"preset:{preset.pk}",
+        detail={"name": name, "card_aps": [ap.pk for ap in card_aps]},
+    )
     return preset
 
 
 @transaction.atomic
 def delete_preset(*, preset: AutoLoadPreset, actor: Any, request: HttpRequest | None = None) -> None:
-    record(action="preset.deleted", actor=actor, request=request, provider_id=preset.provider_id,
-           target=f"preset:{preset.pk}", detail={"name": preset.name})
+    record(
+        action="preset.deleted",
+        actor=actor,
+        request=request,
+        provider_id=preset.provider_id,
+        target=f"preset:{preset.pk}",
+        detail={"name": preset.name},
+    )
     preset.delete()

@@ -3,6 +3,7 @@ number (個人番号) or an 11-digit resident record code (住民票コード).
 
 `validate_user_number` is the single check every path uses (registration, loading).
 """
+
 from __future__ import annotations
 
 import re
@@ -66,9 +67,7 @@ def validate_user_number(value: str, *, length: int, charset: str) -> str:
     if not value:
         raise UserNumberError(_("利用者番号が空です。"), code="empty")
     if is_individual_number(value):
-        raise UserNumberError(
-            _("利用者番号に個人番号（12桁）は使用できません。"), code="individual_number"
-        )
+        raise UserNumberError(_("利用者番号に個人番号（12桁）は使用できません。"), code="individual_number")
     if looks_like_resident_record_code(value):
         raise UserNumberError(
             _("利用者番号に住民票コード（11桁の数字）の形式は使用できません。"), code="resident_record_code"

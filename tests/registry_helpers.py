@@ -1,4 +1,5 @@
 """Helpers shared by the registry tests."""
+
 import itertools
 
 from cardap.models import CardAP
@@ -11,8 +12,13 @@ def approved_ap(provider, name, *, area="extended", type="C"):
     need one to exist."""
     serial = next(_serial)
     return CardAP.objects.create(
-        provider=provider, name=name, type=type, area=area, status=CardAP.Status.APPROVED,
-        aid=f"D392F1{'01' if area == 'local' else '02'}{serial:08X}", serial=serial,
+        provider=provider,
+        name=name,
+        type=type,
+        area=area,
+        status=CardAP.Status.APPROVED,
+        aid=f"D392F1{'01' if area == 'local' else '02'}{serial:08X}",
+        serial=serial,
     )
 
 
@@ -24,8 +30,14 @@ STANDARD_FIELDS = {
 
 
 def request_fields(type="C", area="extended", **extra):
-    fields = {"name": f"テスト{type}型", "type": type, "area": area, "purpose": "テスト用",
-              "user_number_length": 16, "user_number_charset": "digits"}
+    fields = {
+        "name": f"テスト{type}型",
+        "type": type,
+        "area": area,
+        "purpose": "テスト用",
+        "user_number_length": 16,
+        "user_number_charset": "digits",
+    }
     if type in STANDARD_FIELDS:
         fields.update(STANDARD_FIELDS[type])
     fields.update(extra)

@@ -1,5 +1,6 @@
 """Request → approval → AID → manufactured AP, for types A, C, D and a custom AP; checked with
 gpcard's decoder and the DAP public key, not with the code that built them."""
+
 import hashlib
 import threading
 from pathlib import Path
@@ -25,11 +26,14 @@ def submit(world, provider=None, **fields):
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("ap_type,area,read_rule", [
-    ("A", "local", apdesc.AccessRule.PIN_MUTUAL_AUTH),
-    ("C", "extended", apdesc.AccessRule.FREE),
-    ("D", "extended", apdesc.AccessRule.PIN_MUTUAL_AUTH_SM),
-])
+@pytest.mark.parametrize(
+    "ap_type,area,read_rule",
+    [
+        ("A", "local", apdesc.AccessRule.PIN_MUTUAL_AUTH),
+        ("C", "extended", apdesc.AccessRule.FREE),
+        ("D", "extended", apdesc.AccessRule.PIN_MUTUAL_AUTH_SM),
+    ],
+)
 def test_standard_types_end_to_end(world, ap_type, area, read_rule):
     ap = submit(world, type=ap_type, area=area)
     done = services.approve_request(card_ap_id=ap.pk, actor=world.jlis)
@@ -79,8 +83,11 @@ def test_configured_dap_key_is_used(world, settings, tmp_path):
 
     key = ec.generate_private_key(ec.SECP256R1())
     path = tmp_path / "dap.pem"
-    path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                       serialization.NoEncryption()))
+    path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
     settings.DAP_KEY_PATH = str(path)
     ap = submit(world, provider=world.shop, type="custom", input_format="yaml", input_file=TEMPLATE)
     done = services.approve_request(card_ap_id=ap.pk, actor=world.jlis)

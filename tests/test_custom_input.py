@@ -1,5 +1,6 @@
 """The custom card AP input file (R3.3): documented examples parse; every mistake is reported
 with its line and path."""
+
 from pathlib import Path
 
 import pytest
@@ -41,8 +42,10 @@ def issues(text, fmt="yaml"):
         return [str(i) for i in exc.value.issues]
 
 
-@pytest.mark.parametrize("name,fmt", [("template.yaml", "yaml"), ("examples/points-card.yaml", "yaml"),
-                                      ("examples/clinic-card.json", "json")])
+@pytest.mark.parametrize(
+    "name,fmt",
+    [("template.yaml", "yaml"), ("examples/points-card.yaml", "yaml"), ("examples/clinic-card.json", "json")],
+)
 def test_template_and_examples_are_valid(name, fmt):
     spec = parse((DIR / name).read_text(), fmt=fmt)
     assert spec.files and spec.user_number.length > 0
@@ -62,16 +65,21 @@ def test_size_over_limit_reported_with_line_and_path():
 
 
 def test_several_mistakes_all_reported_in_line_order():
-    bad = (GOOD.replace('fid: "0002"', "fid: 2").replace("read: pin\n", "read: secret\n")
-           .replace("max_length: 8", "max_length: 3"))
+    bad = (
+        GOOD.replace('fid: "0002"', "fid: 2")
+        .replace("read: pin\n", "read: secret\n")
+        .replace("max_length: 8", "max_length: 3")
+    )
     found = issues(bad)
     assert found[0].startswith("line 6: pin.max_length:")
-    assert any(i.startswith('line 13: files[1].fid: write the FID as a quoted') for i in found)
+    assert any(i.startswith("line 13: files[1].fid: write the FID as a quoted") for i in found)
     assert any(i.startswith("line 16: files[1].read:") and "free, pin" in i for i in found)
 
 
 def test_unknown_key_duplicate_fid_and_user_number_outside_file():
-    bad = GOOD.replace('fid: "0002"', 'fid: "0001"').replace("  length: 16\n", "  length: 17\n  colour: red\n")
+    bad = GOOD.replace('fid: "0002"', 'fid: "0001"').replace(
+        "  length: 16\n", "  length: 17\n  colour: red\n"
+    )
     found = issues(bad)
     assert "line 13: files[1].fid: the FID duplicates files[0]" in found
     assert any(i.startswith("line 21: user_number.colour: unknown key") for i in found)
@@ -85,8 +93,11 @@ def test_user_number_must_fit_its_file():
 def test_pin_needed_but_missing_and_pin_given_but_unused():
     no_pin = GOOD.replace("pin:\n  source: holder\n  min_length: 4\n  max_length: 8\n", "")
     assert issues(no_pin) == ["line 4: files[0]: a file rule needs a PIN but there is no pin"]
-    unused = GOOD.replace("read: pin+mutual", "read: free").replace("read: pin\n", "read: free\n").replace(
-        "update: pin\n", "update: never\n")
+    unused = (
+        GOOD.replace("read: pin+mutual", "read: free")
+        .replace("read: pin\n", "read: free\n")
+        .replace("update: pin\n", "update: never\n")
+    )
     assert issues(unused) == ["line 4: pin: no file needs a PIN; remove pin"]
 
 
@@ -97,7 +108,8 @@ def test_eleven_digit_user_number_refused():
 
 def test_json_syntax_error_has_line():
     assert issues('{"format": 1,\n  "files": [}\n', fmt="json") == [
-        "line 2: -: JSON syntax error (column 13): Expecting value"]
+        "line 2: -: JSON syntax error (column 13): Expecting value"
+    ]
 
 
 def test_json_validation_errors_have_lines():

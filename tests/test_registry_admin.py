@@ -1,5 +1,6 @@
 """The admin for J-LIS staff: onboarding through the services, approve / reject actions,
 maintenance windows with notice rules; every change audited; nobody else gets in."""
+
 import datetime as dt
 from zoneinfo import ZoneInfo
 
@@ -17,11 +18,17 @@ JST = ZoneInfo("Asia/Tokyo")
 
 def provider_form(p, **changes):
     data = {
-        "name": p.name, "kind": p.kind, "local_gov_code": p.local_gov_code, "status": p.status,
-        "legal_basis_kind": p.legal_basis_kind, "legal_basis_reference": p.legal_basis_reference,
+        "name": p.name,
+        "kind": p.kind,
+        "local_gov_code": p.local_gov_code,
+        "status": p.status,
+        "legal_basis_kind": p.legal_basis_kind,
+        "legal_basis_reference": p.legal_basis_reference,
         "legal_basis_date": p.legal_basis_date.isoformat() if p.legal_basis_date else "",
-        "contract_reference": p.contract_reference, "operations_email": p.operations_email,
-        "failure_email": p.failure_email, "maintenance_email": p.maintenance_email,
+        "contract_reference": p.contract_reference,
+        "operations_email": p.operations_email,
+        "failure_email": p.failure_email,
+        "maintenance_email": p.maintenance_email,
     }
     data.update(changes)
     return data
@@ -30,10 +37,17 @@ def provider_form(p, **changes):
 @pytest.mark.django_db
 def test_jlis_lists_and_searches(world, login):
     client = login(world.jlis)
-    for url in ["/admin/cardap/provider/?q=テスト市", "/admin/cardap/provider/?kind__exact=private",
-                "/admin/cardap/cardap/?status__exact=requested", "/admin/cardap/maintenancewindow/",
-                "/admin/cardap/autoloadpreset/", "/admin/cardap/aidallocation/", "/admin/cardap/cardapshare/",
-                "/admin/cardap/provider/add/", "/admin/cardap/maintenancewindow/add/"]:
+    for url in [
+        "/admin/cardap/provider/?q=テスト市",
+        "/admin/cardap/provider/?kind__exact=private",
+        "/admin/cardap/cardap/?status__exact=requested",
+        "/admin/cardap/maintenancewindow/",
+        "/admin/cardap/autoloadpreset/",
+        "/admin/cardap/aidallocation/",
+        "/admin/cardap/cardapshare/",
+        "/admin/cardap/provider/add/",
+        "/admin/cardap/maintenancewindow/add/",
+    ]:
         assert client.get(url).status_code == 200, url
 
 
@@ -50,15 +64,28 @@ def test_provider_status_goes_through_the_state_machine(world, login):
     p = Provider.objects.create(name="新商店", kind="private")
     url = f"/admin/cardap/provider/{p.pk}/change/"
     response = client.post(url, provider_form(p, status="live"))
-    assert response.status_code == 200 and "「申請中」から「運用中」へは変更できません" in response.content.decode()
+    assert (
+        response.status_code == 200
+        and "「申請中」から「運用中」へは変更できません" in response.content.decode()
+    )
     p.refresh_from_db()
     assert p.status == "applied"
-    response = client.post(url, provider_form(p, status="legal_confirmed", legal_basis_kind="minister_confirmation",
-                                              legal_basis_reference="総情第7号", legal_basis_date="2027-02-01"))
+    response = client.post(
+        url,
+        provider_form(
+            p,
+            status="legal_confirmed",
+            legal_basis_kind="minister_confirmation",
+            legal_basis_reference="総情第7号",
+            legal_basis_date="2027-02-01",
+        ),
+    )
     assert response.status_code == 302
     p.refresh_from_db()
     assert p.status == "legal_confirmed" and p.legal_basis_reference == "総情第7号"
-    assert AuditEntry.objects.filter(action="provider.status", actor="jlis", provider_id_snapshot=p.pk).exists()
+    assert AuditEntry.objects.filter(
+        action="provider.status", actor="jlis", provider_id_snapshot=p.pk
+    ).exists()
     assert AuditEntry.objects.filter(action="admin.provider.change", actor="jlis").exists()
 
 
@@ -72,9 +99,15 @@ def test_new_provider_must_start_applied(world, login):
 @pytest.mark.django_db
 def test_approve_and_reject_actions(world, login):
     client = login(world.jlis)
-    a = services.submit_request(provider=world.city, actor=world.city_admin, **request_fields(name="承認するAP"))
-    b = services.submit_request(provider=world.city, actor=world.city_admin, **request_fields(name="却下するAP"))
-    response = client.post("/admin/cardap/cardap/", {"action": "approve_selected", "_selected_action": [a.pk]})
+    a = services.submit_request(
+        provider=world.city, actor=world.city_admin, **request_fields(name="承認するAP")
+    )
+    b = services.submit_request(
+        provider=world.city, actor=world.city_admin, **request_fields(name="却下するAP")
+    )
+    response = client.post(
+        "/admin/cardap/cardap/", {"action": "approve_selected", "_selected_action": [a.pk]}
+    )
     assert response.status_code == 302
     a.refresh_from_db()
     assert a.status == "approved" and a.aid.startswith("D392F102")
@@ -82,8 +115,15 @@ def test_approve_and_reject_actions(world, login):
     assert page.status_code == 200 and "却下するAP" in page.content.decode()
     b.refresh_from_db()
     assert b.status == "requested"
-    client.post("/admin/cardap/cardap/", {"action": "reject_selected", "_selected_action": [b.pk], "apply": "1",
-                                          "reason": "データ構成の説明が不足しています"})
+    client.post(
+        "/admin/cardap/cardap/",
+        {
+            "action": "reject_selected",
+            "_selected_action": [b.pk],
+            "apply": "1",
+            "reason": "データ構成の説明が不足しています",
+        },
+    )
     b.refresh_from_db()
     assert b.status == "rejected" and b.rejection_reason == "データ構成の説明が不足しています"
     page = login(world.city_admin).get(f"/registry/requests/{b.pk}/").content.decode()
@@ -91,9 +131,17 @@ def test_approve_and_reject_actions(world, login):
 
 
 @pytest.mark.django_db
-def test_maintenance_window_in_admin_needs_notice_and_mails_providers(world, login, django_capture_on_commit_callbacks):
-    data = {"title": "基盤更新", "description": "", "starts_at_0": "2027-03-05", "starts_at_1": "22:00:00",
-            "ends_at_0": "2027-03-06", "ends_at_1": "02:00:00"}
+def test_maintenance_window_in_admin_needs_notice_and_mails_providers(
+    world, login, django_capture_on_commit_callbacks
+):
+    data = {
+        "title": "基盤更新",
+        "description": "",
+        "starts_at_0": "2027-03-05",
+        "starts_at_1": "22:00:00",
+        "ends_at_0": "2027-03-06",
+        "ends_at_1": "02:00:00",
+    }
     with time_machine.travel(dt.datetime(2027, 3, 1, 10, tzinfo=JST), tick=False):
         client = login(world.jlis)  # signed in at the frozen time, or the session would have expired
         response = client.post("/admin/cardap/maintenancewindow/add/", data)
@@ -111,7 +159,9 @@ def test_maintenance_window_in_admin_needs_notice_and_mails_providers(world, log
 @pytest.mark.django_db
 def test_reviewed_card_ap_is_read_only_in_admin(world, login):
     ap = services.approve_request(
-        card_ap_id=services.submit_request(provider=world.city, actor=world.city_admin, **request_fields()).pk,
+        card_ap_id=services.submit_request(
+            provider=world.city, actor=world.city_admin, **request_fields()
+        ).pk,
         actor=world.jlis,
     )
     page = login(world.jlis).get(f"/admin/cardap/cardap/{ap.pk}/change/").content.decode()

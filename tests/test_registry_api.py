@@ -1,4 +1,5 @@
 """Read-only REST API of card APs for providers' business systems, and its OpenAPI schema."""
+
 import datetime as dt
 
 import pytest
@@ -21,13 +22,16 @@ def test_provider_sees_its_own_and_shared_card_aps_only(world):
     mine = approved_ap(world.shop, "店舗AP")
     city_ap = approved_ap(world.city, "市の広域AP")
     city_local = approved_ap(world.city, "市の住民向けAP", area="local")
-    services.add_share(card_ap=city_ap, provider=world.shop, role="affiliate", since=dt.date(2020, 1, 1),
-                       actor=world.jlis)
+    services.add_share(
+        card_ap=city_ap, provider=world.shop, role="affiliate", since=dt.date(2020, 1, 1), actor=world.jlis
+    )
     body = api(world.shop).get("/api/v1/card-aps/").json()
     by_aid = {row["aid"]: row for row in body["results"]}
     assert set(by_aid) == {mine.aid, city_ap.aid}
     assert by_aid[mine.aid]["relationship"] == "representative"
-    assert by_aid[city_ap.aid]["relationship"] == "affiliate" and by_aid[city_ap.aid]["provider"] == "テスト市"
+    assert (
+        by_aid[city_ap.aid]["relationship"] == "affiliate" and by_aid[city_ap.aid]["provider"] == "テスト市"
+    )
     assert city_local.aid not in by_aid
     assert api(world.shop).get(f"/api/v1/card-aps/{mine.aid}/").json()["name"] == "店舗AP"
     assert api(world.shop).get(f"/api/v1/card-aps/{city_local.aid}/").status_code == 404

@@ -1,4 +1,5 @@
 """Provider-facing registry pages: each for the allowed role, a forbidden role and another provider."""
+
 import pytest
 
 from cardap.models import AutoLoadPreset, CardAP
@@ -74,8 +75,13 @@ def test_custom_input_file_can_be_uploaded(world, login):
 
     client = login(world.shop_admin)
     data = {k: ("" if v is None else v) for k, v in request_fields(type="custom").items()}
-    data.update(user_number_source="generated", pin_min_length=4, pin_max_length=8, pin_retry_limit=3,
-                input_upload=SimpleUploadedFile("card.yaml", CUSTOM.replace("70000", "32").encode()))
+    data.update(
+        user_number_source="generated",
+        pin_min_length=4,
+        pin_max_length=8,
+        pin_retry_limit=3,
+        input_upload=SimpleUploadedFile("card.yaml", CUSTOM.replace("70000", "32").encode()),
+    )
     assert client.post("/registry/requests/new/", data).status_code == 302
     ap = CardAP.objects.get()
     assert ap.input_format == "yaml" and "図書館カード" in ap.input_file and ap.user_number_length == 16

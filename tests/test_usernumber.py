@@ -1,4 +1,5 @@
 """User numbers (R3.5): never an individual number nor a resident record code."""
+
 import pytest
 
 from cardap.usernumber import (
@@ -30,7 +31,9 @@ def test_check_digit_matches_hand_computation(first11, digit):
 @pytest.mark.parametrize("value", ["123456789018", "1234-5678-9018", "1234 5678 9018", "000000000019"])
 def test_individual_number_refused_even_with_separators(value):
     with pytest.raises(UserNumberError) as exc:
-        validate_user_number(value, length=20, charset="alphanumeric" if "-" in value or " " in value else "digits")
+        validate_user_number(
+            value, length=20, charset="alphanumeric" if "-" in value or " " in value else "digits"
+        )
     assert exc.value.code == "individual_number"
 
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from django.core.management.base import BaseCommand
-from django.utils import timezone
 from django.db import transaction
+from django.utils import timezone
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from cardap.models import Provider
@@ -110,7 +111,9 @@ def load_registry_demo(providers: dict, jlis: Operator, write: Callable[[str], o
         if ap is None:
             # The representative's administrator applies; J-LIS staff register for providers without one.
             admin = provider.operators.filter(role=Operator.Role.PROVIDER_ADMIN).first() or jlis
-            fields = {"name": ap_name, "type": ap_type, "area": area, "purpose": "デモ用", **extra}
+            fields: dict[str, Any] = {
+                "name": ap_name, "type": ap_type, "area": area, "purpose": "デモ用", **extra
+            }
             if ap_type == "custom":
                 fields.update(input_format="yaml", input_file=template)
             ap = services.submit_request(provider=provider, actor=admin, **fields)
@@ -121,7 +124,9 @@ def load_registry_demo(providers: dict, jlis: Operator, write: Callable[[str], o
     if not AutoLoadPreset.objects.filter(provider=city, name="転入窓口セット").exists():
         services.save_preset(
             provider=city, name="転入窓口セット", description="転入手続きの窓口で自動搭載",
-            card_aps=list(CardAP.objects.filter(provider=city, status=CardAP.Status.APPROVED).order_by("name")),
+            card_aps=list(
+                CardAP.objects.filter(provider=city, status=CardAP.Status.APPROVED).order_by("name")
+            ),
             actor=jlis,
         )
     now = timezone.now()
