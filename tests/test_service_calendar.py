@@ -198,3 +198,13 @@ def test_failure_notice_once_per_incident(world):
     assert [m.to for m in mail.outbox] == [["fail@city.example.jp"], ["fail@shop.example.jp"]]
     incident = FailureIncident.objects.get(provider=world.city)
     assert incident.occurrences == 2 and incident.notified_at is not None
+
+
+@pytest.mark.django_db
+def test_banner_says_when_service_resumes_outside_hours(world, login):
+    with time_machine.travel(jst(2027, 3, 1, 23, 0), tick=False):
+        page = login(world.city_operator).get("/").content.decode()
+    assert "2027-03-02 08:00" in page
+    with time_machine.travel(jst(2027, 3, 1, 12, 0), tick=False):
+        page = login(world.city_operator).get("/").content.decode()
+    assert "再開します" not in page

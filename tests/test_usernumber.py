@@ -71,3 +71,25 @@ def test_generated_numbers_are_valid_and_never_individual_numbers():
     for _ in range(300):  # about 1 in 11 random 12-digit strings carries a valid check digit
         value = generate_user_number(length=12, charset="digits")
         assert len(value) == 12 and value.isdigit() and not is_individual_number(value)
+
+
+@pytest.mark.django_db
+def test_user_number_for_an_ap(world):
+    from django.core.exceptions import ValidationError
+
+    from cardap.services import user_number_for
+    from tests.registry_helpers import approved_ap
+
+    generated = approved_ap(world.shop, "生成AP")
+    value = user_number_for(generated)
+    assert len(value) == 16 and value.isdigit()
+    with pytest.raises(ValidationError, match="システムが生成"):
+        user_number_for(generated, "1234")
+    supplied = approved_ap(world.shop, "指定AP")
+    supplied.user_number_source, supplied.user_number_length = "supplied", 12
+    assert user_number_for(supplied, "000000000123") == "000000000123"
+    with pytest.raises(UserNumberError) as exc:
+        user_number_for(supplied, "123456789018")  # a valid individual number (worked out above)
+    assert exc.value.code == "individual_number"
+    with pytest.raises(ValidationError, match="指定が必要"):
+        user_number_for(supplied)
