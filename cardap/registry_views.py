@@ -12,7 +12,7 @@ from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods, require_POST
 
-from cardap import selectors, services
+from cardap import manufacture, selectors, services
 from cardap.access import provider_admin_required, role_required
 from cardap.forms import CardAPRequestForm, PresetForm
 from cardap.models import AutoLoadPreset, CardAP, Provider
@@ -86,9 +86,12 @@ def request_detail(request: HttpRequest, pk: int) -> HttpResponse:
         ap = selectors.get_request(provider, pk)
     except CardAP.DoesNotExist:
         raise Http404 from None
-    return render(
-        request, "cardap/request_detail.html", {"ap": ap, "shares": ap.shares.select_related("provider")}
-    )
+    context = {
+        "ap": ap,
+        "shares": ap.shares.select_related("provider"),
+        "quota": manufacture.area_quota(ap.area),
+    }
+    return render(request, "cardap/request_detail.html", context)
 
 
 @role_required(Operator.Role.PROVIDER_ADMIN, Operator.Role.JLIS_STAFF, provider=False)
