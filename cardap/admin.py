@@ -185,11 +185,11 @@ class CardAPAdminForm(forms.ModelForm):
             return data
         if self.instance.status == CardAP.Status.REQUESTED:
             try:
-                services.check_request(
-                    self.instance if self.instance.provider_id else _unsaved(self.instance, data)
-                )
+                # The instance takes the form's values only after clean(): check those, not the old.
+                services.check_request(_unsaved(self.instance, data))
             except ValidationError as exc:
-                for field, errors in exc.error_dict.items():
+                by_field = exc.error_dict if hasattr(exc, "error_dict") else {None: exc.error_list}
+                for field, errors in by_field.items():
                     for error in errors:
                         self.add_error(field if field in self.fields else None, error)
         return data

@@ -167,3 +167,44 @@ def test_reviewed_card_ap_is_read_only_in_admin(world, login):
     page = login(world.jlis).get(f"/admin/cardap/cardap/{ap.pk}/change/").content.decode()
     assert ap.aid in page and 'name="type"' not in page and 'name="name"' in page
     assert CardAP.objects.get(pk=ap.pk).aid == ap.aid
+
+
+@pytest.mark.django_db
+def test_jlis_registers_a_request_for_a_provider_in_the_admin(world, login):
+    client = login(world.jlis)
+    data = {
+        "provider": world.shop.pk,
+        "name": "代理登録AP",
+        "type": "C",
+        "area": "local",
+        "purpose": "代理",
+        "data_layout": "",
+        "structure": "binary",
+        "file_size": 32,
+        "record_count": "",
+        "record_length": "",
+        "pin_source": "",
+        "pin_min_length": 4,
+        "pin_max_length": 8,
+        "pin_retry_limit": 3,
+        "user_number_source": "generated",
+        "user_number_length": 16,
+        "user_number_charset": "digits",
+        "memory_requested": "",
+        "input_format": "",
+        "input_file": "",
+        "shares-TOTAL_FORMS": 0,
+        "shares-INITIAL_FORMS": 0,
+        "keys-TOTAL_FORMS": 0,
+        "keys-INITIAL_FORMS": 0,
+    }
+    response = client.post("/admin/cardap/cardap/add/", data)
+    assert response.status_code == 200 and "地域住民向け領域は市区町村だけ" in response.content.decode()
+    assert not CardAP.objects.exists()
+    response = client.post("/admin/cardap/cardap/add/", {**data, "area": "extended"})
+    assert response.status_code == 302
+    ap = CardAP.objects.get()
+    assert ap.provider == world.shop and ap.status == "requested"
+    assert AuditEntry.objects.filter(
+        action="admin.cardap.add", actor="jlis", provider_id_snapshot=world.shop.pk
+    ).exists()
