@@ -39,7 +39,7 @@ class TLVError(ValueError):
 
 def tag_bytes_valid(raw: bytes) -> bool:
     """True if ``raw`` is exactly one well-formed tag (first byte, then continuation bytes)."""
-    if not raw or raw[0] in (0x00, 0xFF):
+    if not raw or raw[0] == 0x00:
         return False
     if raw[0] & 0x1F != 0x1F:
         return len(raw) == 1
@@ -118,7 +118,7 @@ def decode_one(data: bytes, offset: int = 0, *, base_offset: int = 0) -> tuple[T
     if offset >= end:
         raise TLVError("missing tag", where)
     first = data[offset]
-    if first in (0x00, 0xFF):
+    if first == 0x00:  # ISO 7816-4 padding byte; FF is allowed as it starts GlobalPlatform's FF21
         raise TLVError(f"invalid tag byte {first:02X}", where)
     offset += 1
     if first & 0x1F == 0x1F:

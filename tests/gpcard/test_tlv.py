@@ -26,6 +26,7 @@ def test_known_encodings() -> None:
     assert tlv.encode_length(0x10000) == b"\x83\x01\x00\x00"
     assert tlv.encode_tag(0x5F2D) == b"\x5f\x2d"
     assert tlv.encode_tag(0xBF0C) == b"\xbf\x0c"
+    assert tlv.encode_tag(0xFF21) == b"\xff\x21"  # GlobalPlatform extended card resources
 
 
 def test_decode_constructed_keeps_outer_offsets() -> None:
@@ -57,7 +58,8 @@ def test_long_length_value() -> None:
         ("9F8001", 1, "leading zero"),
         ("9FFFFFFF01", 4, "longer than 4"),
         ("00", 0, "invalid tag byte 00"),
-        ("4F00FF", 2, "invalid tag byte FF"),
+        ("4F0000", 2, "invalid tag byte 00"),
+        ("4F00FF", 3, "tag truncated"),
     ],
 )
 def test_malformed_raise_with_offset(hexdata: str, offset: int, reason: str) -> None:
