@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-import hashlib
-
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
-# DEMO ONLY, PUBLICLY KNOWN: the private scalar is derived from this fixed text so the demo and the
-# virtual card agree without configuration. Load files signed by it are marked `dap_demo_key`.
-DEMO_DAP_SEED = b"cardap demo DAP key - NOT SECRET - never trust in production"
-
 
 def demo_dap_private_key() -> ec.EllipticCurvePrivateKey:
-    scalar = int.from_bytes(hashlib.sha256(DEMO_DAP_SEED).digest(), "big")
-    return ec.derive_private_key(scalar, ec.SECP256R1())
+    """DEMO ONLY, PUBLICLY KNOWN: the key pair whose public half every virtual card holds (the
+    virtual card's bureau owns it), so demo custom APs load. Load files signed by it are marked
+    `dap_demo_key`; production sets DAP_KEY_PATH."""
+    from vcard.bureau import demo_dap_private_key as bureau_demo_key
+
+    return bureau_demo_key()
 
 
 def load_dap_private_key() -> tuple[ec.EllipticCurvePrivateKey, bool]:

@@ -332,10 +332,13 @@ class AIDAllocation(models.Model):
 
 
 class StoredSecret(models.Model):
-    """A secret (AP key) encrypted at rest by the key store; the plaintext never reaches the
-    database or the logs."""
+    """A key sealed by the key store (cardap.keystore): a region master key or a version of a
+    card AP key. Only the ciphertext is stored; the plaintext never reaches the database or logs."""
 
-    ref = models.CharField(max_length=64, unique=True)
+    ref = models.CharField(max_length=120, unique=True)
+    kind = models.CharField(max_length=10, default="ap")  # "master" | "ap"
+    name = models.CharField(max_length=100, default="")
+    version = models.PositiveIntegerField(default=1)
     purpose = models.CharField(max_length=100)
     ciphertext = models.TextField()
     created_at = models.DateTimeField(auto_now_add=True)
@@ -344,6 +347,9 @@ class StoredSecret(models.Model):
     class Meta:
         verbose_name = _("保管鍵")
         verbose_name_plural = _("保管鍵")
+        constraints = [
+            models.UniqueConstraint(fields=["kind", "name", "version"], name="one_key_per_version")
+        ]
 
     def __str__(self) -> str:
         return f"{self.purpose} ({self.ref})"
@@ -355,7 +361,7 @@ class CardAPKey(models.Model):
 
     card_ap = models.ForeignKey(CardAP, on_delete=models.CASCADE, related_name="keys")
     version = models.PositiveSmallIntegerField(_("版"))
-    key_ref = models.CharField(_("鍵参照"), max_length=64)
+    key_ref = models.CharField(_("鍵参照"), max_length=100)  # the key's name in the key store
     key_length = models.PositiveSmallIntegerField(_("鍵長（バイト）"), default=16)
     created_at = models.DateTimeField(_("生成日時"), auto_now_add=True)
     retired_at = models.DateTimeField(_("廃止日時"), null=True, blank=True)

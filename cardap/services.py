@@ -537,12 +537,16 @@ def retire_card_ap(*, card_ap: CardAP, actor: Any, request: HttpRequest | None =
 # --- AP keys (R9.4) -------------------------------------------------------------------------------
 
 
+def ap_key_name(card_ap: CardAP) -> str:
+    """The AP key's name in the key store (gpcard.keystore.KeyStore.ap_key)."""
+    return f"card_ap:{card_ap.pk}"
+
+
 def _new_key(ap: CardAP) -> CardAPKey:
-    last = ap.keys.order_by("-version").first()
-    version = (last.version + 1) if last else 1
-    ref = get_keystore().put(purpose=f"card_ap:{ap.pk}:v{version}", secret=secrets.token_bytes(AP_KEY_LENGTH))
+    name = ap_key_name(ap)
+    version = get_keystore().put_ap_key(name, secrets.token_bytes(AP_KEY_LENGTH))
     ap.keys.filter(retired_at__isnull=True).update(retired_at=timezone.now())
-    return CardAPKey.objects.create(card_ap=ap, version=version, key_ref=ref, key_length=AP_KEY_LENGTH)
+    return CardAPKey.objects.create(card_ap=ap, version=version, key_ref=name, key_length=AP_KEY_LENGTH)
 
 
 @transaction.atomic
@@ -568,12 +572,13 @@ def current_key(card_ap: CardAP) -> tuple[int, bytes] | None:
     key = card_ap.keys.filter(retired_at__isnull=True).order_by("-version").first()
     if key is None:
         return None
-    return key.version, get_keystore().get(key.key_ref)
+    return get_keystore().ap_key(key.key_ref, key.version)
 
 
 def key_version(card_ap: CardAP, version: int) -> bytes:
+    """A given version of the AP's key (cards loaded before a rotation carry an older one)."""
     key = card_ap.keys.get(version=version)
-    return get_keystore().get(key.key_ref)
+    return get_keystore().ap_key(key.key_ref, version)[1]
 
 
 # --- auto-load presets (R4.2) ---------------------------------------------------------------------

@@ -1,20 +1,23 @@
 """Request → approval → AID → manufactured AP, for types A, C, D and a custom AP; checked with
 gpcard's decoder and the DAP public key, not with the code that built them."""
 
+import base64
 import hashlib
 import threading
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from django.core.exceptions import ValidationError
 from django.db import connection
 
-from cardap import dapkey, services
+from cardap import services
 from cardap.models import AIDAllocation, CardAP, CardAPKey, StoredSecret
 from gpcard import apdesc
 from gpcard.aid import ISD_AID
 from operators.models import AuditEntry
 from tests.registry_helpers import request_fields
+from vcard.bureau import create_card
 
 TEMPLATE = (Path(__file__).resolve().parent.parent / "cardap" / "custom_ap" / "template.yaml").read_text()
 
@@ -64,7 +67,8 @@ def test_custom_ap_end_to_end_load_file_signed_with_the_dap_key(world):
     sd, signature, block = apdesc.parse_load_file(bytes(done.load_file))
     assert sd == ISD_AID
     assert block == bytes.fromhex(done.description_hex)
-    public = dapkey.demo_dap_private_key().public_key()
+    # The key a virtual card is personalised with: a demo custom AP must be loadable on it.
+    public = load_pem_public_key(create_card().dap_public_key_pem.encode())
     assert apdesc.dap_verify(block, signature, public)
     assert not apdesc.dap_verify(block[:-1] + bytes([block[-1] ^ 1]), signature, public)
     assert done.dap_demo_key is True
@@ -100,8 +104,8 @@ def test_ap_keys_are_encrypted_at_rest_and_rotatable(world):
     ap = services.approve_request(card_ap_id=submit(world, type="D").pk, actor=world.jlis)
     version, key = services.current_key(ap)
     assert version == 1 and len(key) == 16
-    stored = StoredSecret.objects.get(ref=CardAPKey.objects.get(card_ap=ap).key_ref)
-    assert key.hex() not in stored.ciphertext.lower() and key not in stored.ciphertext.encode()
+    stored = StoredSecret.objects.get(kind="ap", name=CardAPKey.objects.get(card_ap=ap).key_ref)
+    assert key.hex() not in stored.ciphertext.lower() and key not in base64.b64decode(stored.ciphertext)
     new = services.rotate_ap_key(card_ap=ap, actor=world.jlis)
     assert new.version == 2
     version2, key2 = services.current_key(ap)
