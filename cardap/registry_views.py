@@ -45,15 +45,14 @@ def _apply_errors(form: CardAPRequestForm | PresetForm, exc: ValidationError) ->
 @provider_admin_required
 def request_list(request: HttpRequest) -> HttpResponse:
     provider = _provider(request)
-    return render(
-        request,
-        "cardap/request_list.html",
-        {
-            "provider": provider,
-            "card_aps": selectors.requests_for(provider),
-            "can_operate": selectors.can_operate(provider),
-        },
-    )
+    shared = selectors.visible_card_aps(provider).exclude(provider=provider)
+    context = {
+        "provider": provider,
+        "card_aps": selectors.requests_for(provider),
+        "shared": [(ap, selectors.relationship(ap, provider)) for ap in shared],
+        "can_operate": selectors.can_operate(provider),
+    }
+    return render(request, "cardap/request_list.html", context)
 
 
 @provider_admin_required
@@ -86,10 +85,17 @@ def request_detail(request: HttpRequest, pk: int) -> HttpResponse:
         ap = selectors.get_request(provider, pk)
     except CardAP.DoesNotExist:
         raise Http404 from None
+    cost = ap.memory_cost
+    if cost is None and ap.status == CardAP.Status.REQUESTED:
+        try:  # what the AP will take once manufactured, so the provider sees it before approval
+            cost = manufacture.estimated_cost(ap, services.check_request(ap))
+        except ValidationError:
+            cost = None
     context = {
         "ap": ap,
         "shares": ap.shares.select_related("provider"),
         "quota": manufacture.area_quota(ap.area),
+        "cost": cost,
     }
     return render(request, "cardap/request_detail.html", context)
 

@@ -141,3 +141,32 @@ def test_presets_pages(world, login):
     assert login(world.shop_operator).post(f"/registry/presets/{preset.pk}/delete/").status_code == 403
     assert client.post(f"/registry/presets/{preset.pk}/delete/").status_code == 302
     assert not AutoLoadPreset.objects.exists()
+
+
+@pytest.mark.django_db
+def test_request_page_shows_the_memory_it_will_take(world, login):
+    from cardap import services
+
+    ap = services.submit_request(provider=world.shop, actor=world.shop_admin, **request_fields())
+    page = login(world.shop_admin).get(f"/registry/requests/{ap.pk}/").content.decode()
+    # type C, binary 64: 64 + (32 + 16 user number bytes) + (32 + 64) = 208 of the extended area's 16384
+    assert "208 / 16384" in page
+
+
+@pytest.mark.django_db
+def test_list_shows_card_aps_used_as_affiliate(world, login):
+    import datetime as dt
+
+    from cardap import services
+
+    city_ap = approved_ap(world.city, "市の広域AP")
+    services.add_share(
+        card_ap=city_ap, provider=world.shop, role="affiliate", since=dt.date(2020, 1, 1), actor=world.jlis
+    )
+    page = login(world.shop_admin).get("/registry/requests/").content.decode()
+    assert "市の広域AP" in page and city_ap.aid in page and "加盟店等（利用のみ）" in page
+    # The representative sees it among its own requests, not as a card AP it uses.
+    assert (
+        "共同利用・加盟店として利用するカードAP"
+        not in login(world.city_admin).get("/registry/requests/").content.decode()
+    )
