@@ -9,7 +9,7 @@ from typing import Any
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
-from django.core.exceptions import ValidationError
+from django.core.exceptions import ImproperlyConfigured, ValidationError
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
@@ -269,6 +269,8 @@ class CardAPAdmin(AuditedAdmin):
                 done = services.approve_request(card_ap_id=ap.pk, actor=request.user, request=request)
             except ValidationError as exc:
                 self.message_user(request, f"{ap.name}: {' '.join(exc.messages)}", messages.ERROR)
+            except ImproperlyConfigured as exc:  # e.g. no DAP key configured: say so, change nothing
+                self.message_user(request, f"{ap.name}: {exc}", messages.ERROR)
             else:
                 self.message_user(
                     request,

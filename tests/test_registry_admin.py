@@ -2,6 +2,7 @@
 maintenance windows with notice rules; every change audited; nobody else gets in."""
 
 import datetime as dt
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -9,7 +10,7 @@ import time_machine
 from django.core import mail
 
 from cardap import services
-from cardap.models import CardAP, MaintenanceWindow, Provider
+from cardap.models import AIDSerialCounter, CardAP, MaintenanceWindow, Provider
 from operators.models import AuditEntry
 from tests.registry_helpers import request_fields
 
@@ -208,3 +209,22 @@ def test_jlis_registers_a_request_for_a_provider_in_the_admin(world, login):
     assert AuditEntry.objects.filter(
         action="admin.cardap.add", actor="jlis", provider_id_snapshot=world.shop.pk
     ).exists()
+
+
+@pytest.mark.django_db
+def test_approval_without_a_dap_key_says_so_and_changes_nothing(world, login, settings):
+    settings.DEMO = settings.DEBUG = False
+    settings.DAP_KEY_PATH = ""
+    template = (Path(__file__).resolve().parent.parent / "cardap/custom_ap/template.yaml").read_text()
+    ap = services.submit_request(
+        provider=world.shop,
+        actor=world.shop_admin,
+        **request_fields(type="custom", input_format="yaml", input_file=template),
+    )
+    response = login(world.jlis).post(
+        "/admin/cardap/cardap/", {"action": "approve_selected", "_selected_action": [ap.pk]}, follow=True
+    )
+    assert "DAP_KEY_PATH" in response.content.decode()
+    ap.refresh_from_db()
+    assert ap.status == "requested" and ap.aid is None
+    assert AIDSerialCounter.objects.get().last_serial == 0  # the serial was not consumed
