@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test install install-test lint check-migrations demo-data clean
+.PHONY: run test install install-test lint check-migrations demo-data clean card
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,3 +36,7 @@ test: install-test lint check-migrations
 
 clean:
 	rm -rf var/ .pytest_cache .mypy_cache
+
+# The virtual My Number Card alone in a vpcd reader (pcscd must run: `pcscd -f &` as root).
+card: install
+	$(BIN)/python -m vcard serve --state var/demo-card.json $(CARD_ARGS)

@@ -208,6 +208,7 @@ class SCP03Session:
         ``response`` is the response APDU (its SW must be 9000) or just its data. The EXTERNAL
         AUTHENTICATE response is unwrapped like any other (it comes first), so EXTERNAL
         AUTHENTICATE can travel in the same batch as the commands after it."""
+        self.close()  # a new handshake ends whatever session this object had
         if isinstance(response, ResponseAPDU):
             if response.sw != 0x9000:
                 raise SCP03Error(f"INITIALIZE UPDATE answered SW {response.sw:04X}")
@@ -224,6 +225,7 @@ class SCP03Session:
         self._s_rmac = scp03_kdf(self.keys.mac, S_RMAC, context, bits)
         expected = scp03_kdf(self._s_mac, CARD_CRYPTOGRAM, context, 64)
         if not hmac.compare_digest(expected, card.card_cryptogram):
+            self.close()
             raise CardCryptogramError("card cryptogram does not match: wrong keys or key version")
         self.card = card
         host_cryptogram = scp03_kdf(self._s_mac, HOST_CRYPTOGRAM, context, 64)

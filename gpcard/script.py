@@ -21,6 +21,16 @@ __all__ = [
     "parse_response_script",
 ]
 
+# HTTP framing of scripts in the Amendment B style (DESIGN.md "The relay"): the agent POSTs a
+# response script, the server answers with the next command script (204 No Content: no more).
+ADMIN_PROTOCOL = "globalplatform-remote-admin/1.0"  # X-Admin-Protocol
+CONTENT_TYPE_COMMAND_SCRIPT = "application/vnd.globalplatform.card-content-mgt;version=1.0"
+CONTENT_TYPE_RESPONSE_SCRIPT = "application/vnd.globalplatform.card-content-mgt-response;version=1.0"
+HEADER_PROTOCOL = "X-Admin-Protocol"
+HEADER_NEXT_URI = "X-Admin-Next-URI"
+HEADER_SCRIPT_STATUS = "X-Admin-Script-Status"
+SCRIPT_STATUS_VALUES = ("ok", "unknown-application", "not-a-security-domain", "security-error")
+
 TAG_COMMAND_SCRIPT = 0xAA
 TAG_C_APDU = 0x22
 TAG_RESPONSE_SCRIPT = 0xAB

@@ -23,14 +23,30 @@ from gpcard.apdu import CommandAPDU, ResponseAPDU
 from gpcard.scp03 import SCP03Session, StaticKeys
 from gpcard.sw import CardError
 
-__all__ = ["CardSession", "Transmit"]
+__all__ = ["CardSession", "Trace", "Transmit"]
 
 Transmit = Callable[[bytes], bytes]
+# Called after every command with (step name, plain command header CLA INS P1 P2, status word):
+# enough for a job's step log and fault diagnosis, and never any data (PINs, keys, user numbers).
+Trace = Callable[[str, bytes, int], None]
+
+_INS_NAMES = {
+    0xA4: "SELECT",
+    0xCA: "GET DATA",
+    0xF2: "GET STATUS",
+    0xE6: "INSTALL",
+    0xE8: "LOAD",
+    0xE4: "DELETE",
+    0xE2: "STORE DATA",
+    0xD8: "PUT KEY",
+    0xF0: "SET STATUS",
+}
 
 
 class CardSession:
-    def __init__(self, transmit: Transmit) -> None:
+    def __init__(self, transmit: Transmit, *, trace: Trace | None = None) -> None:
         self._transmit = transmit
+        self._trace = trace
         self.scp: SCP03Session | None = None
         self.selected: AID | None = None
 
@@ -61,15 +77,25 @@ class CardSession:
             if raw.sw == 0x6982:
                 self.scp.close()  # the card drops the channel on a MAC failure
                 self.scp = None
+                self._note(name, cmd, raw.sw)
                 raise CardError(raw.sw, command=name or f"INS {cmd.ins:02X}")
             resp = self.scp.unwrap(raw)
+        self._note(name, cmd, resp.sw)
         if resp.sw not in expect:
             raise CardError(resp.sw, command=name or f"INS {cmd.ins:02X}", data=resp.data)
         return resp
 
+    def _note(self, name: str, cmd: CommandAPDU, sw: int) -> None:
+        if self._trace is not None:
+            self._trace(name or _INS_NAMES.get(cmd.ins, f"INS {cmd.ins:02X}"), cmd.header, sw)
+
     def run(self, commands: Iterable[CommandAPDU], *, name: str = "") -> list[ResponseAPDU]:
         """Send commands in order; stop and raise at the first that does not answer 9000."""
-        return [self.send(c, name=name) for c in commands]
+        out = []
+        for c in commands:
+            what = _INS_NAMES.get(c.ins, f"INS {c.ins:02X}")
+            out.append(self.send(c, name=f"{name}: {what}" if name else what))
+        return out
 
     # --- selection and identity -------------------------------------------------------------
 
@@ -97,6 +123,7 @@ class CardSession:
         init = self.send(scp.initialize_update(), name="INITIALIZE UPDATE")
         ea = scp.authenticate(init)
         resp = scp.unwrap(self._exchange(ea))
+        self._note("EXTERNAL AUTHENTICATE", ea, resp.sw)
         if resp.sw != 0x9000:
             raise CardError(resp.sw, command="EXTERNAL AUTHENTICATE")
         self.scp = scp

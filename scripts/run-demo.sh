@@ -11,4 +11,29 @@ echo "  Card AP loading service: http://$HOST:$PORT/"
 echo "  Sign in as one of the demo users above; the password and the one-time code are printed"
 echo "  there (codes come from: $BIN/python manage.py demo_otp USERNAME)."
 echo
-exec "$BIN/python" manage.py runserver "$HOST:$PORT"
+
+# The virtual My Number Card in a PC/SC reader (pcscd + vpcd), so the terminal agent, OpenSC and
+# pcsc_scan see a card. Stopped again when the server stops; pcscd only if started here.
+VCARD_PORT=${VCARD_PORT:-35963}
+pids=()
+cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; }
+trap cleanup EXIT INT TERM
+if ! pidof pcscd >/dev/null 2>&1; then
+  if [ "$(id -u)" -eq 0 ] && command -v pcscd >/dev/null; then
+    pcscd -f >var/pcscd.log 2>&1 &
+    pids+=($!)
+    sleep 1
+  fi
+fi
+if pidof pcscd >/dev/null 2>&1 && [ -e /usr/lib/pcsc/drivers/serial/libifdvpcd.so ]; then
+  "$BIN/python" -m vcard serve --state var/demo-card.json --port "$VCARD_PORT" >var/vcard.log 2>&1 &
+  pids+=($!)
+  slot=$((VCARD_PORT - 35963))
+  echo "  Virtual My Number Card: PC/SC reader \"Virtual PCD 00 0$slot\" (state var/demo-card.json;"
+  echo "  try: pcsc_scan -t 3, opensc-tool --list-readers, $BIN/python -m vcard info --state var/demo-card.json)"
+else
+  echo "  Virtual My Number Card not started: pcscd/vpcd are not available here (as root:"
+  echo "  scripts/system-deps.sh run); the service runs without a card terminal."
+fi
+echo
+"$BIN/python" manage.py runserver "$HOST:$PORT"

@@ -57,7 +57,9 @@ def _bad() -> CardError:
     return CardError(sw.BAD_DATA)
 
 
-def _fields(tlv: TLV, sizes: dict[int, int], mandatory: set[int], repeat: set[int] = frozenset()) -> dict[int, list[bytes]]:  # type: ignore[assignment]
+def _fields(
+    tlv: TLV, sizes: dict[int, int], mandatory: set[int], repeat: frozenset[int] | set[int] = frozenset()
+) -> dict[int, list[bytes]]:
     out: dict[int, list[bytes]] = {}
     for child in tlv.children():
         if child.tag not in sizes:
@@ -77,13 +79,17 @@ def parse_description(raw: bytes) -> Description:
     items = decode(raw)
     if len(items) != 1 or items[0].tag != 0xA0:
         raise _bad()
-    top = _fields(items[0], {0x80: 1, 0x81: 1, 0xA1: -1, 0xA2: -1, 0xA3: -1}, {0x80, 0x81, 0xA2, 0xA3}, {0xA2})
+    top = _fields(
+        items[0], {0x80: 1, 0x81: 1, 0xA1: -1, 0xA2: -1, 0xA3: -1}, {0x80, 0x81, 0xA2, 0xA3}, {0xA2}
+    )
     ap_type = TYPES.get(top[0x80][0][0])
     if ap_type is None or top[0x81][0] != b"\x01":
         raise _bad()
     pin = None
     if 0xA1 in top:
-        p = _fields(TLV(0xA1, top[0xA1][0], True), {0x80: 1, 0x81: 1, 0x82: 1, 0x83: 1}, {0x80, 0x81, 0x82, 0x83})
+        p = _fields(
+            TLV(0xA1, top[0xA1][0], True), {0x80: 1, 0x81: 1, 0x82: 1, 0x83: 1}, {0x80, 0x81, 0x82, 0x83}
+        )
         pin = PinPolicy(p[0x80][0][0], p[0x81][0][0], p[0x82][0][0], p[0x83][0][0])
         if pin.source not in (1, 2) or not 4 <= pin.min_length <= pin.max_length <= 16:
             raise _bad()
@@ -93,7 +99,11 @@ def parse_description(raw: bytes) -> Description:
     if not 1 <= len(top[0xA2]) <= 16:
         raise _bad()
     for value in top[0xA2]:
-        f = _fields(TLV(0xA2, value, True), {0x80: 2, 0x81: 1, 0x82: 2, 0x83: 1, 0x84: 1}, {0x80, 0x81, 0x82, 0x83, 0x84})
+        f = _fields(
+            TLV(0xA2, value, True),
+            {0x80: 2, 0x81: 1, 0x82: 2, 0x83: 1, 0x84: 1},
+            {0x80, 0x81, 0x82, 0x83, 0x84},
+        )
         fid = int.from_bytes(f[0x80][0], "big")
         structure = f[0x81][0][0]
         size = f[0x82][0]
@@ -113,13 +123,22 @@ def parse_description(raw: bytes) -> Description:
         raise _bad()
     if pin is None and any(r in (1, 2, 3) for f in files for r in (f.read_rule, f.update_rule)):
         raise _bad()
-    u = _fields(TLV(0xA3, top[0xA3][0], True), {0x80: 2, 0x81: 1, 0x82: 2, 0x83: 1, 0x84: 1}, {0x80, 0x81, 0x82, 0x83, 0x84})
+    u = _fields(
+        TLV(0xA3, top[0xA3][0], True),
+        {0x80: 2, 0x81: 1, 0x82: 2, 0x83: 1, 0x84: 1},
+        {0x80, 0x81, 0x82, 0x83, 0x84},
+    )
     desc = Description(ap_type, pin, tuple(files), bytes(raw))
     target = desc.file(int.from_bytes(u[0x80][0], "big"))
     record, offset, length = u[0x81][0][0], int.from_bytes(u[0x82][0], "big"), u[0x83][0][0]
     if target is None or length == 0 or u[0x84][0][0] not in (1, 2):
         raise _bad()
-    if target.structure == BINARY and record != 0 or target.structure == RECORDS and not 1 <= record <= target.count:
+    if (
+        target.structure == BINARY
+        and record != 0
+        or target.structure == RECORDS
+        and not 1 <= record <= target.count
+    ):
         raise _bad()
     if offset + length > target.length:
         raise _bad()

@@ -49,7 +49,11 @@ def process(inst: Instance, faults: Faults, sess: Session, cmd: Command, wrapped
         sess.current_ef = spec.fid
         if cmd.p2 == 0x0C:
             return b"", sw.OK
-        fcp = bytes([0x80, 2]) + spec.size.to_bytes(2, "big") + bytes([0x82, 1, 0x01 if spec.structure == BINARY else 0x02])
+        fcp = (
+            bytes([0x80, 2])
+            + spec.size.to_bytes(2, "big")
+            + bytes([0x82, 1, 0x01 if spec.structure == BINARY else 0x02])
+        )
         fcp += bytes([0x83, 2]) + cmd.data
         return bytes([0x62, len(fcp)]) + fcp, sw.OK
     if ins == 0x20:

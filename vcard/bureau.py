@@ -50,9 +50,7 @@ def demo_dap_private_key() -> ec.EllipticCurvePrivateKey:
 def diversify(master: bytes, iin: bytes, cin: bytes, version: int = KEY_VERSION) -> StaticKeySet:
     """Per-card ENC/MAC/DEK: SCP03 KDF with constants 41/42/43 and context IIN ‖ CIN."""
     bits = len(master) * 8
-    return StaticKeySet(
-        version, *(kdf(master, constant, iin + cin, bits) for constant in (0x41, 0x42, 0x43))
-    )
+    return StaticKeySet(version, *(kdf(master, constant, iin + cin, bits) for constant in (0x41, 0x42, 0x43)))
 
 
 @functools.lru_cache(maxsize=1)
@@ -64,11 +62,13 @@ def _jpki_key() -> rsa.RSAPrivateKey:
 
 def _certificate(common_name: str, *, ca: bool) -> bytes:
     key = _jpki_key()
-    name = x509.Name([
-        x509.NameAttribute(NameOID.COUNTRY_NAME, "JP"),
-        x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Virtual My Number Card (test)"),
-        x509.NameAttribute(NameOID.COMMON_NAME, common_name),
-    ])
+    name = x509.Name(
+        [
+            x509.NameAttribute(NameOID.COUNTRY_NAME, "JP"),
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Virtual My Number Card (test)"),
+            x509.NameAttribute(NameOID.COMMON_NAME, common_name),
+        ]
+    )
     now = datetime.datetime.now(datetime.UTC)
     cert = (
         x509.CertificateBuilder()
@@ -124,4 +124,6 @@ def create_card(
         JPKI_AUTH_PIN: JpkiPin(TEST_JPKI_AUTH_PIN, 3, 3),
         JPKI_SIGN_PIN: JpkiPin(TEST_JPKI_SIGN_PIN, 5, 5),
     }
-    return CardState(iin=iin, cin=cin, dap_public_key_pem=dap_public_key_pem, sds=sds, jpki_files=files, jpki_pins=pins)
+    return CardState(
+        iin=iin, cin=cin, dap_public_key_pem=dap_public_key_pem, sds=sds, jpki_files=files, jpki_pins=pins
+    )

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,6 +29,8 @@ from vcard.state import (
 )
 from vcard.sw import CardError, pin_tries
 from vcard.wire import Command, parse_command
+
+log = logging.getLogger(__name__)
 
 ATR = bytes.fromhex("3BE000FF8131FE4514")
 GP_MANAGEMENT = {0xF2, 0xE6, 0xE8, 0xE4, 0xE2, 0xD8, 0xF0}
@@ -58,8 +61,9 @@ class CardConfig:
 class VirtualCard:
     ATR = ATR
 
-    def __init__(self, state: CardState | None = None, *, state_file: Path | None = None,
-                 faults: Faults | None = None) -> None:
+    def __init__(
+        self, state: CardState | None = None, *, state_file: Path | None = None, faults: Faults | None = None
+    ) -> None:
         self.state = state if state is not None else create_card()
         self.state_file = state_file
         self.faults = faults or Faults()
@@ -67,6 +71,7 @@ class VirtualCard:
         self.powered = True
         self.torn = False
         self.commands = 0  # commands received since creation (all, also refused ones)
+        self.internal_errors = 0  # handler bugs caught by process(): the fuzz tests require 0
 
     # --- construction -----------------------------------------------------------------------------
 
@@ -143,9 +148,14 @@ class VirtualCard:
             "card_life_cycle": f"{s.life_cycle:02X}",
             "isd": ISD_AID.hex().upper(),
             "security_domains": {
-                aid.hex().upper(): {"life_cycle": f"{d.life_cycle:02X}", "quota": d.quota, "free": s.free(aid),
-                                    "key_version": f"{d.keys.version:02X}"}
-                for aid, d in s.sds.items() if aid != ISD_AID
+                aid.hex().upper(): {
+                    "life_cycle": f"{d.life_cycle:02X}",
+                    "quota": d.quota,
+                    "free": s.free(aid),
+                    "key_version": f"{d.keys.version:02X}",
+                }
+                for aid, d in s.sds.items()
+                if aid != ISD_AID
             },
             "standard_aps": {aid.hex().upper(): name for aid, name in STANDARD_APS.items()},
             "load_files": [aid.hex().upper() for aid in s.load_files],
@@ -167,6 +177,8 @@ class VirtualCard:
         except CardError as e:
             out = e.sw.to_bytes(2, "big")
         except Exception:  # a bug must not crash the reader; the card answers "no precise diagnosis"
+            self.internal_errors += 1
+            log.exception("internal error handling %s", bytes(apdu)[:4].hex())
             out = sw.NO_PRECISE_DIAGNOSIS.to_bytes(2, "big")
         status = int.from_bytes(out[-2:], "big")
         if snapshot is not None:
@@ -191,9 +203,11 @@ class VirtualCard:
             return data + status.to_bytes(2, "big")
         if sess.kind == "":
             raise CardError(sw.NOT_FOUND if cmd.ins == 0xA4 else sw.CONDITIONS)
-        if sess.locked and not (cmd.ins == 0xCA or (sess.selected == ISD_AID and cmd.ins in (0x50, 0x82, 0xF0))):
+        if sess.locked and not (
+            cmd.ins == 0xCA or (sess.selected == ISD_AID and cmd.ins in (0x50, 0x82, 0xF0))
+        ):
             raise CardError(sw.LOCKED)
-        if cmd.ins == 0x50 and cmd.cla in (0x80, 0x84) and cmd.cla == 0x80:
+        if cmd.ins == 0x50 and cmd.cla == 0x80:
             return self._initialize_update(cmd)
         if cmd.ins == 0x82 and cmd.cla == 0x84 and sess.channel_ready:
             assert sess.channel is not None
@@ -303,7 +317,7 @@ class VirtualCard:
         sess, state = self.session, self.state
         sd = sess.selected or b""
         ins = cmd.ins
-        if ins == 0xCA and cmd.cla & 0x80 or ins == 0xCA:
+        if ins == 0xCA:
             return gp.get_data(state, self.faults, sd, cmd)
         if ins not in GP_MANAGEMENT or not cmd.cla & 0x80:
             raise CardError(sw.INS_NOT_SUPPORTED if ins not in GP_MANAGEMENT else sw.CLA_NOT_SUPPORTED)
@@ -343,7 +357,9 @@ class VirtualCard:
     def _standard_ap(self, cmd: Command) -> tuple[bytes, int]:
         try:
             if self.session.selected != JPKI_AID:
-                raise CardError(sw.SECURITY_STATUS if cmd.ins in (0xA4, 0xB0, 0xB2, 0x20) else sw.INS_NOT_SUPPORTED)
+                raise CardError(
+                    sw.SECURITY_STATUS if cmd.ins in (0xA4, 0xB0, 0xB2, 0x20) else sw.INS_NOT_SUPPORTED
+                )
             return self._jpki(cmd)
         except CardError as e:
             return b"", e.sw
@@ -363,9 +379,10 @@ class VirtualCard:
             sess.current_ef = fid
             return b"", sw.OK
         if cmd.ins == 0xB0:
-            fid = sess.current_ef
-            if fid is None:
+            current = sess.current_ef
+            if current is None:
                 raise CardError(sw.NO_CURRENT_EF)
+            fid = current
             if fid not in state.jpki_files:
                 raise CardError(sw.INCOMPATIBLE_FILE)
             if fid == JPKI_SIGN_CERT and JPKI_SIGN_PIN not in sess.jpki_verified:

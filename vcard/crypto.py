@@ -45,7 +45,9 @@ def kdf(key: bytes, constant: int, context: bytes, length_bits: int) -> bytes:
     out = b""
     i = 1
     while len(out) * 8 < length_bits:
-        block = bytes(11) + bytes([constant]) + b"\x00" + length_bits.to_bytes(2, "big") + bytes([i]) + context
+        block = (
+            bytes(11) + bytes([constant]) + b"\x00" + length_bits.to_bytes(2, "big") + bytes([i]) + context
+        )
         out += aes_cmac(key, block)
         i += 1
     return out[: length_bits // 8]

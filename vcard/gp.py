@@ -33,7 +33,7 @@ from vcard.state import (
     LoadFile,
 )
 from vcard.sw import CardError
-from vcard.wire import Command, decode, read_length, read_lv_fields, tlv
+from vcard.wire import Command, decode, read_lv_fields, tlv
 
 Response = tuple[bytes, int]
 STATUS_PAGE = 200  # bytes of E3 entries per GET STATUS answer (room left for SCP03 padding + R-MAC)
@@ -65,9 +65,7 @@ def get_data(state: CardState, faults: Faults, sd: bytes, cmd: Command) -> Respo
         return tlv(0x66, tlv(0x73, recognition)), sw.OK
     if tag == 0x00E0:
         keys = state.sds[sd].keys
-        info = b"".join(
-            tlv(0xC0, bytes([key_id, keys.version, 0x88, len(keys.enc)])) for key_id in (1, 2, 3)
-        )
+        info = b"".join(tlv(0xC0, bytes([key_id, keys.version, 0x88, len(keys.enc)])) for key_id in (1, 2, 3))
         return tlv(0xE0, info), sw.OK
     if tag == 0xFF21:
         apps = sum(1 for i in state.instances.values() if i.sd == sd)
@@ -84,7 +82,9 @@ def get_data(state: CardState, faults: Faults, sd: bytes, cmd: Command) -> Respo
 # --- GET STATUS ------------------------------------------------------------------------------
 
 
-def _entry(aid: bytes, life_cycle: int, privileges: bytes, sd: bytes | None, modules: list[bytes] | None = None) -> bytes:
+def _entry(
+    aid: bytes, life_cycle: int, privileges: bytes, sd: bytes | None, modules: list[bytes] | None = None
+) -> bytes:
     body = tlv(0x4F, aid) + tlv(0x9F70, bytes([life_cycle]))
     if privileges:
         body += tlv(0xC5, privileges)
@@ -125,10 +125,14 @@ def get_status(state: CardState, sess: Session, sd: bytes, cmd: Command) -> Resp
         modules = cmd.p1 == 0x10
         if is_isd:
             for elf in STANDARD_ELFS:
-                entries.append((elf, _entry(elf, ELF_LOADED, b"", ISD_AID, [elf + b"\x01"] if modules else None)))
+                entries.append(
+                    (elf, _entry(elf, ELF_LOADED, b"", ISD_AID, [elf + b"\x01"] if modules else None))
+                )
         for lf in state.load_files.values():
             if lf.sd == sd:
-                entries.append((lf.aid, _entry(lf.aid, ELF_LOADED, b"", sd, [lf.module] if modules else None)))
+                entries.append(
+                    (lf.aid, _entry(lf.aid, ELF_LOADED, b"", sd, [lf.module] if modules else None))
+                )
     matching = [e for aid, e in entries if aid.startswith(prefix)]
     if not matching:
         raise CardError(sw.REFERENCED_DATA_NOT_FOUND)
@@ -269,8 +273,14 @@ def _install_for_install(state: CardState, faults: Faults, sd: bytes, cmd: Comma
         raise CardError(sw.NOT_ENOUGH_MEMORY)
     files = {f.fid: [bytes(f.length) for _ in range(f.count)] for f in desc.files}
     state.instances[instance] = Instance(
-        aid=instance, sd=sd, elf=elf, module=module, description=desc.raw, cost=desc.cost,
-        life_cycle=APP_SELECTABLE if cmd.p1 == 0x0C else APP_INSTALLED, files=files,
+        aid=instance,
+        sd=sd,
+        elf=elf,
+        module=module,
+        description=desc.raw,
+        cost=desc.cost,
+        life_cycle=APP_SELECTABLE if cmd.p1 == 0x0C else APP_INSTALLED,
+        files=files,
         pin_tries_left=desc.pin.retry_limit if desc.pin else 0,
     )
     return b"\x00", sw.OK
@@ -323,7 +333,12 @@ def store_data(state: CardState, sess: Session, sd: bytes, cmd: Command) -> Resp
         if tag == DGI_FILE:
             if len(value) < 5:
                 raise CardError(sw.BAD_DATA)
-            fid, record, offset, content = int.from_bytes(value[:2], "big"), value[2], int.from_bytes(value[3:5], "big"), value[5:]
+            fid, record, offset, content = (
+                int.from_bytes(value[:2], "big"),
+                value[2],
+                int.from_bytes(value[3:5], "big"),
+                value[5:],
+            )
             spec = desc.file(fid)
             if spec is None:
                 raise CardError(sw.REFERENCED_DATA_NOT_FOUND)
@@ -341,7 +356,11 @@ def store_data(state: CardState, sess: Session, sd: bytes, cmd: Command) -> Resp
         elif tag == DGI_PIN:
             text = value.decode("ascii", "replace")
             policy = desc.pin
-            if policy is None or not text.isdigit() or not policy.min_length <= len(text) <= policy.max_length:
+            if (
+                policy is None
+                or not text.isdigit()
+                or not policy.min_length <= len(text) <= policy.max_length
+            ):
                 raise CardError(sw.BAD_DATA)
             pin = text
         else:
@@ -445,14 +464,10 @@ def set_status(state: CardState, sd: bytes, cmd: Command) -> Response:
                 if inst.sd == aid:
                     inst.life_cycle = inst.life_cycle | LOCK_BIT if lock else inst.life_cycle & ~LOCK_BIT
         return b"", sw.OK
-    inst = state.instances.get(aid)
-    if inst is None or scope != 0x40:
-        raise CardError(sw.REFERENCED_DATA_NOT_FOUND if inst is None else sw.BAD_P1P2)
-    if sd not in (ISD_AID, inst.sd):
+    app = state.instances.get(aid)
+    if app is None or scope != 0x40:
+        raise CardError(sw.REFERENCED_DATA_NOT_FOUND if app is None else sw.BAD_P1P2)
+    if sd not in (ISD_AID, app.sd):
         raise CardError(sw.SECURITY_STATUS)
-    inst.life_cycle = inst.life_cycle | LOCK_BIT if lock else inst.life_cycle & ~LOCK_BIT
+    app.life_cycle = app.life_cycle | LOCK_BIT if lock else app.life_cycle & ~LOCK_BIT
     return b"", sw.OK
-
-
-def read_length_field(data: bytes) -> int:
-    return read_length(data, 0)[0]

@@ -52,14 +52,7 @@ class CardChannel:
     def initialize_update(self, host_challenge: bytes) -> bytes:
         """The INITIALIZE UPDATE answer; derives the session keys for this host challenge."""
         seq = self.sequence_counter.to_bytes(3, "big")
-        bits = len(self.keys.enc) * 8
-        self.host_challenge = host_challenge
-        self.card_challenge = kdf(self.keys.enc, CARD_CHALLENGE, seq + self.aid, 64)
-        context = host_challenge + self.card_challenge
-        self.s_enc = kdf(self.keys.enc, S_ENC, context, bits)
-        self.s_mac = kdf(self.keys.mac, S_MAC, context, bits)
-        self.s_rmac = kdf(self.keys.mac, S_RMAC, context, bits)
-        card_cryptogram = kdf(self.s_mac, CARD_CRYPTOGRAM, context, 64)
+        card_cryptogram = self.start(host_challenge, kdf(self.keys.enc, CARD_CHALLENGE, seq + self.aid, 64))
         return (
             self.diversification
             + bytes([self.keys.version, 0x03, I_PARAMETER])
@@ -67,6 +60,16 @@ class CardChannel:
             + card_cryptogram
             + seq
         )
+
+    def start(self, host_challenge: bytes, card_challenge: bytes) -> bytes:
+        """Derive the session keys for these challenges; returns the card cryptogram."""
+        bits = len(self.keys.enc) * 8
+        self.host_challenge, self.card_challenge = host_challenge, card_challenge
+        context = host_challenge + card_challenge
+        self.s_enc = kdf(self.keys.enc, S_ENC, context, bits)
+        self.s_mac = kdf(self.keys.mac, S_MAC, context, bits)
+        self.s_rmac = kdf(self.keys.mac, S_RMAC, context, bits)
+        return kdf(self.s_mac, CARD_CRYPTOGRAM, context, 64)
 
     def external_authenticate(self, cmd: Command) -> None:
         """Check the host cryptogram and the C-MAC of EXTERNAL AUTHENTICATE; CardError if wrong."""
@@ -77,7 +80,9 @@ class CardChannel:
         context = self.host_challenge + self.card_challenge
         expected = kdf(self.s_mac, HOST_CRYPTOGRAM, context, 64)
         mac = self._mac(cmd, cmd.data[:8])
-        if not hmac.compare_digest(expected, cmd.data[:8]) or not hmac.compare_digest(mac[:MAC_LEN], cmd.data[8:]):
+        if not hmac.compare_digest(expected, cmd.data[:8]) or not hmac.compare_digest(
+            mac[:MAC_LEN], cmd.data[8:]
+        ):
             raise CardError(sw.SECURITY_STATUS)
         self.mac_chain = mac
         self.level = cmd.p1
@@ -86,7 +91,9 @@ class CardChannel:
 
     def _mac(self, cmd: Command, body: bytes) -> bytes:
         cla = (cmd.cla & 0xF0) | 0x04  # logical channel bits are not MACed
-        return aes_cmac(self.s_mac, self.mac_chain + bytes([cla, cmd.ins, cmd.p1, cmd.p2]) + cmd.lc_field + body)
+        return aes_cmac(
+            self.s_mac, self.mac_chain + bytes([cla, cmd.ins, cmd.p1, cmd.p2]) + cmd.lc_field + body
+        )
 
     def unwrap(self, cmd: Command) -> Command:
         """Verify C-MAC and decrypt per the security level; MacError closes the channel."""

@@ -21,7 +21,12 @@ JPKI_AID = bytes.fromhex("D392F000260100000001")
 TEXT_INPUT_AID = bytes.fromhex("D3921000310001010408")
 CARD_SURFACE_AID = bytes.fromhex("D3921000310001010402")
 JUKI_AID = bytes.fromhex("D3921000310001010401")
-STANDARD_APS = {JPKI_AID: "JPKI", TEXT_INPUT_AID: "text input", CARD_SURFACE_AID: "card surface", JUKI_AID: "住基"}
+STANDARD_APS = {
+    JPKI_AID: "JPKI",
+    TEXT_INPUT_AID: "text input",
+    CARD_SURFACE_AID: "card surface",
+    JUKI_AID: "住基",
+}
 STANDARD_ELFS = {
     bytes.fromhex("D39210003100030A"): "A",
     bytes.fromhex("D39210003100030C"): "C",
@@ -42,7 +47,9 @@ def _keys_to(k: StaticKeySet) -> dict[str, Any]:
 
 
 def _keys_from(d: dict[str, Any]) -> StaticKeySet:
-    return StaticKeySet(d["version"], bytes.fromhex(d["enc"]), bytes.fromhex(d["mac"]), bytes.fromhex(d["dek"]))
+    return StaticKeySet(
+        d["version"], bytes.fromhex(d["enc"]), bytes.fromhex(d["mac"]), bytes.fromhex(d["dek"])
+    )
 
 
 @dataclass
@@ -125,26 +132,41 @@ class CardState:
             "life_cycle": self.life_cycle,
             "dap_public_key_pem": self.dap_public_key_pem,
             "sds": [
-                {"aid": s.aid.hex(), "keys": _keys_to(s.keys), "quota": s.quota, "life_cycle": s.life_cycle,
-                 "sequence_counter": s.sequence_counter}
+                {
+                    "aid": s.aid.hex(),
+                    "keys": _keys_to(s.keys),
+                    "quota": s.quota,
+                    "life_cycle": s.life_cycle,
+                    "sequence_counter": s.sequence_counter,
+                }
                 for s in self.sds.values()
             ],
             "load_files": [
-                {"aid": f.aid.hex(), "sd": f.sd.hex(), "data_block": f.data_block.hex()} for f in self.load_files.values()
+                {"aid": f.aid.hex(), "sd": f.sd.hex(), "data_block": f.data_block.hex()}
+                for f in self.load_files.values()
             ],
             "instances": [
                 {
-                    "aid": i.aid.hex(), "sd": i.sd.hex(), "elf": i.elf.hex(), "module": i.module.hex(),
-                    "description": i.description.hex(), "cost": i.cost, "life_cycle": i.life_cycle,
+                    "aid": i.aid.hex(),
+                    "sd": i.sd.hex(),
+                    "elf": i.elf.hex(),
+                    "module": i.module.hex(),
+                    "description": i.description.hex(),
+                    "cost": i.cost,
+                    "life_cycle": i.life_cycle,
                     "files": {f"{fid:04X}": [r.hex() for r in recs] for fid, recs in i.files.items()},
-                    "pin": i.pin, "pin_tries_left": i.pin_tries_left,
-                    "key": i.key.hex() if i.key is not None else None, "sequence_counter": i.sequence_counter,
+                    "pin": i.pin,
+                    "pin_tries_left": i.pin_tries_left,
+                    "key": i.key.hex() if i.key is not None else None,
+                    "sequence_counter": i.sequence_counter,
                 }
                 for i in self.instances.values()
             ],
             "jpki_files": {f"{fid:04X}": data.hex() for fid, data in self.jpki_files.items()},
-            "jpki_pins": {f"{fid:04X}": {"value": p.value, "limit": p.limit, "left": p.left}
-                          for fid, p in self.jpki_pins.items()},
+            "jpki_pins": {
+                f"{fid:04X}": {"value": p.value, "limit": p.limit, "left": p.left}
+                for fid, p in self.jpki_pins.items()
+            },
             "standard_ap_log": self.standard_ap_log,
         }
 
@@ -153,7 +175,9 @@ class CardState:
         sds = {}
         for s in d["sds"]:
             aid = bytes.fromhex(s["aid"])
-            sds[aid] = SecurityDomain(aid, _keys_from(s["keys"]), s["quota"], s["life_cycle"], s["sequence_counter"])
+            sds[aid] = SecurityDomain(
+                aid, _keys_from(s["keys"]), s["quota"], s["life_cycle"], s["sequence_counter"]
+            )
         load_files = {}
         for f in d["load_files"]:
             aid = bytes.fromhex(f["aid"])
@@ -162,10 +186,18 @@ class CardState:
         for i in d["instances"]:
             aid = bytes.fromhex(i["aid"])
             instances[aid] = Instance(
-                aid, bytes.fromhex(i["sd"]), bytes.fromhex(i["elf"]), bytes.fromhex(i["module"]),
-                bytes.fromhex(i["description"]), i["cost"], i["life_cycle"],
+                aid,
+                bytes.fromhex(i["sd"]),
+                bytes.fromhex(i["elf"]),
+                bytes.fromhex(i["module"]),
+                bytes.fromhex(i["description"]),
+                i["cost"],
+                i["life_cycle"],
                 {int(fid, 16): [bytes.fromhex(r) for r in recs] for fid, recs in i["files"].items()},
-                i["pin"], i["pin_tries_left"], bytes.fromhex(i["key"]) if i["key"] else None, i["sequence_counter"],
+                i["pin"],
+                i["pin_tries_left"],
+                bytes.fromhex(i["key"]) if i["key"] else None,
+                i["sequence_counter"],
             )
         return cls(
             iin=bytes.fromhex(d["iin"]),
@@ -173,7 +205,9 @@ class CardState:
             dap_public_key_pem=d["dap_public_key_pem"],
             sds=sds,
             jpki_files={int(k, 16): bytes.fromhex(v) for k, v in d["jpki_files"].items()},
-            jpki_pins={int(k, 16): JpkiPin(v["value"], v["limit"], v["left"]) for k, v in d["jpki_pins"].items()},
+            jpki_pins={
+                int(k, 16): JpkiPin(v["value"], v["limit"], v["left"]) for k, v in d["jpki_pins"].items()
+            },
             life_cycle=d["life_cycle"],
             load_files=load_files,
             instances=instances,

@@ -308,3 +308,61 @@ def test_load_blocks_refusals() -> None:
         apdesc.load_blocks(ISD_AID, b"\x00" * 600, b"\x00" * 64, block_size=2)
     with pytest.raises(apdesc.LoadFileError):
         apdesc.parse_load_file(bytes.fromhex("C400"))
+
+
+RULES = st.sampled_from(list(AccessRule))
+
+
+@st.composite
+def descriptions(draw: st.DrawFn) -> CardAPDescription:
+    fids = draw(
+        st.lists(
+            st.integers(0, 0xFFFF).filter(lambda f: f not in (0x3F00, 0x3FFF, 0xFFFF)),
+            min_size=1,
+            max_size=16,
+            unique=True,
+        )
+    )
+    files = []
+    for fid in fids:
+        read, update = draw(RULES), draw(RULES)
+        if draw(st.booleans()):
+            files.append(
+                FileSpec(fid, FileStructure.TRANSPARENT, read, update, length=draw(st.integers(1, 0xFFFF)))
+            )
+        else:
+            files.append(
+                FileSpec(
+                    fid,
+                    FileStructure.LINEAR_FIXED,
+                    read,
+                    update,
+                    record_count=draw(st.integers(1, 255)),
+                    record_length=draw(st.integers(1, 255)),
+                )
+            )
+    first = files[0]
+    room = first.length if first.structure == FileStructure.TRANSPARENT else first.record_length
+    length = draw(st.integers(1, min(room, 255)))
+    user_number = UserNumberLocation(
+        first.fid,
+        0 if first.structure == FileStructure.TRANSPARENT else draw(st.integers(1, first.record_count)),
+        draw(st.integers(0, room - length)),
+        length,
+        draw(st.sampled_from(list(Charset))),
+    )
+    needs_pin = any(f.read_rule.needs_pin or f.update_rule.needs_pin for f in files)
+    pin = None
+    if needs_pin:
+        lo = draw(st.integers(4, 16))
+        pin = PinPolicy(
+            draw(st.sampled_from(list(PinSource))), lo, draw(st.integers(lo, 16)), draw(st.integers(1, 15))
+        )
+    return CardAPDescription(APType.CUSTOM, tuple(files), user_number, pin)
+
+
+@given(descriptions())
+def test_description_round_trip(desc: CardAPDescription) -> None:
+    raw = desc.encode()
+    assert CardAPDescription.decode(raw) == desc
+    assert apdesc.memory_cost(desc) == 64 + sum(32 + f.size for f in desc.files)

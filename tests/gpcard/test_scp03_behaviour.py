@@ -213,3 +213,12 @@ def test_any_response_raises_only_typed_errors(raw: bytes) -> None:
         host.unwrap(raw)
     with contextlib.suppress(SCP03Error):
         InitializeUpdateResponse.parse(raw)
+
+
+def test_failed_reauthentication_leaves_no_usable_session() -> None:
+    host, _ = opened()
+    other = CardSCP03(bytes(16), bytes(16))
+    with pytest.raises(CardCryptogramError):
+        host.authenticate(other.initialize_update(host.initialize_update().encode())[:-2])
+    with pytest.raises(SCP03Error, match="no secure channel"):
+        host.wrap(CommandAPDU(0x80, 0xCA, 0, 0x66, le=256))

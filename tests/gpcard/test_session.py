@@ -154,3 +154,23 @@ def test_get_response_and_wrong_le_outside_channel() -> None:
     )
     s = CardSession(transmit)
     assert s.send(gp.get_data(gp.TAG_CIN)).data == h("450A00112233445566778899")
+
+
+def test_trace_records_steps_without_data() -> None:
+    sd = FakeSD(bytes(range(16)))
+    steps: list[tuple[str, bytes, int]] = []
+    s = CardSession(sd.transmit, trace=lambda name, header, sw: steps.append((name, header, sw)))
+    s.select(LOCAL_AREA_SD_AID)
+    s.open_secure_channel(StaticKeys.single(bytes(range(16))))
+    s.personalise(instance_aid(1, 1), [gp.dgi_pin("975310")])
+    names = [n for n, _, _ in steps]
+    assert names == [
+        "SELECT",
+        "INITIALIZE UPDATE",
+        "EXTERNAL AUTHENTICATE",
+        "personalise card AP: INSTALL",
+        "personalise card AP: STORE DATA",
+    ]
+    assert all(len(header) == 4 and sw == 0x9000 for _, header, sw in steps)
+    assert steps[-1][1] == bytes.fromhex("80E28800")
+    assert b"975310" not in b"".join(h for _, h, _ in steps)
