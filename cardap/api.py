@@ -7,12 +7,27 @@ APs, and those it shares or uses as an affiliate).
 from __future__ import annotations
 
 from django.db.models import QuerySet
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import generics, serializers
 
 from cardap import selectors
 from cardap.apikeys import ProviderAPIKeyAuthentication
 from cardap.models import CardAP
+
+
+class ProviderAPIKeyScheme(OpenApiAuthenticationExtension):
+    """Documents the provider API key (`Authorization: Bearer cak_…`) in the OpenAPI schema."""
+
+    target_class = "cardap.apikeys.ProviderAPIKeyAuthentication"
+    name = "providerApiKey"
+
+    def get_security_definition(self, auto_schema: object) -> dict[str, str]:
+        return {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "Provider API key issued by J-LIS: `Authorization: Bearer cak_…`",
+        }
 
 
 class CardAPSerializer(serializers.ModelSerializer):

@@ -66,3 +66,10 @@ def test_openapi_schema_documents_the_endpoint(client):
     assert "/api/v1/card-aps/" in schema["paths"]
     assert "/api/v1/card-aps/{aid}/" in schema["paths"]
     assert schema["paths"]["/api/v1/card-aps/"]["get"]["summary"] == "List your card APs"
+
+
+@pytest.mark.django_db
+def test_openapi_schema_documents_the_api_key(client):
+    schema = client.get("/api/schema/", HTTP_ACCEPT="application/json").json()
+    assert schema["components"]["securitySchemes"]["providerApiKey"]["scheme"] == "bearer"
+    assert {"providerApiKey": []} in schema["paths"]["/api/v1/card-aps/"]["get"]["security"]
