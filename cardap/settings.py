@@ -83,6 +83,7 @@ TEMPLATES = [
                 "django.template.context_processors.i18n",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "cardap.context_processors.maintenance_banner",
             ],
         },
     },
@@ -254,6 +255,17 @@ KEYSTORE_PATH = Path(env_str("KEYSTORE_PATH", str(VAR_DIR / "keystore.json")))
 KEYSTORE_KEY = env_str("KEYSTORE_KEY")
 if not KEYSTORE_KEY and not (DEBUG or DEMO):
     raise ImproperlyConfigured("KEYSTORE_KEY is required in production (a Fernet key, see README)")
+
+# J-LIS DAP key (ECDSA P-256 PEM) signing custom card AP load files; a public demo key in demo mode.
+DAP_KEY_PATH = env_str("DAP_KEY_PATH")
+
+# --- Operations calendar (R8) -------------------------------------------------------------------
+SERVICE_OPEN_TIME = env_str("SERVICE_OPEN_TIME", "08:00")  # Japan time
+SERVICE_CLOSE_TIME = env_str("SERVICE_CLOSE_TIME", "22:00")
+# Year-end closure as MM-DD..MM-DD (inclusive, may wrap the new year).
+SERVICE_CLOSED_PERIOD = env_str("SERVICE_CLOSED_PERIOD", "12-29..01-03")
+MAINTENANCE_NOTICE_BUSINESS_DAYS = env_int("MAINTENANCE_NOTICE_BUSINESS_DAYS", 10, minimum=0)
+MAINTENANCE_BANNER_DAYS = env_int("MAINTENANCE_BANNER_DAYS", 30, minimum=1)
 
 LOGGING = {
     "version": 1,

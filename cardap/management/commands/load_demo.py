@@ -1,6 +1,11 @@
 """Demo data for a first run: live providers, one user per role with a known TOTP secret."""
 from __future__ import annotations
 
+import datetime as dt
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
 from django.core.management.base import BaseCommand
 from django.db import transaction
 from django.utils import timezone
@@ -121,3 +126,73 @@ class Command(BaseCommand):
                 )
         self.stdout.write(f"Demo terminal credential ({first.provider} {first.name}): {DEMO_TERMINAL_TOKEN}")
         self.stdout.write("One-time codes: .venv/bin/python manage.py demo_otp USERNAME")
+        load_registry_demo(providers, Operator.objects.get(username="jlis"), self.stdout.write)
+
+
+# --- the card AP registry: legal bases, approved card APs of every type, a preset, maintenance ---
+
+LEGAL_BASES = {
+    "デモ市": ("ordinance", "デモ市個人番号カードの利用に関する条例"),
+    "デモ県": ("ordinance", "デモ県個人番号カード利用条例"),
+    "デモ行政法人": ("notice", "個人番号カード利用に関する告示"),
+    "デモ商事株式会社": ("minister_confirmation", "法基準適合性確認 総情第0001号"),
+}
+
+DEMO_APS = [
+    # provider, name, type, area, extra request fields
+    ("デモ市", "デモ市 住民サービスカード", "A", "local",
+     {"structure": "records", "record_count": 8, "record_length": 32, "pin_source": "holder"}),
+    ("デモ市", "デモ市 図書館カード", "C", "extended", {"structure": "binary", "file_size": 64}),
+    ("デモ県", "デモ県 県立施設利用カード", "D", "extended",
+     {"structure": "binary", "file_size": 256, "pin_source": "system"}),
+    ("デモ行政法人", "デモ行政法人 職員証", "A", "extended",
+     {"structure": "records", "record_count": 4, "record_length": 64, "pin_source": "holder"}),
+    ("デモ商事株式会社", "デモ商事 会員カード（独自）", "custom", "extended", {}),
+]
+
+
+def load_registry_demo(providers: dict, jlis: Operator, write: Callable[[str], object]) -> None:
+    from cardap import service_calendar, services
+    from cardap.models import AutoLoadPreset, CardAP, MaintenanceWindow
+
+    for name, (kind, reference) in LEGAL_BASES.items():
+        Provider.objects.filter(name=name, legal_basis_kind="").update(
+            legal_basis_kind=kind, legal_basis_reference=reference, legal_basis_date=dt.date(2026, 4, 1),
+            contract_reference=f"JLIS-DEMO-{providers[name].pk:04d}",
+        )
+    template = (Path(services.__file__).parent / "custom_ap" / "template.yaml").read_text()
+    write("Demo card APs:")
+    for provider_name, ap_name, ap_type, area, extra in DEMO_APS:
+        provider = providers[provider_name]
+        ap = CardAP.objects.filter(provider=provider, name=ap_name).first()
+        if ap is None:
+            # The representative's administrator applies; J-LIS staff register for providers without one.
+            admin = provider.operators.filter(role=Operator.Role.PROVIDER_ADMIN).first() or jlis
+            fields: dict[str, Any] = {
+                "name": ap_name, "type": ap_type, "area": area, "purpose": "デモ用", **extra
+            }
+            if ap_type == "custom":
+                fields.update(input_format="yaml", input_file=template)
+            ap = services.submit_request(provider=provider, actor=admin, **fields)
+        if ap.status == CardAP.Status.REQUESTED:
+            ap = services.approve_request(card_ap_id=ap.pk, actor=jlis)
+        write(f"  {ap.aid}  {ap.get_type_display():<10} {ap.name}")
+    city = providers["デモ市"]
+    if not AutoLoadPreset.objects.filter(provider=city, name="転入窓口セット").exists():
+        services.save_preset(
+            provider=city, name="転入窓口セット", description="転入手続きの窓口で自動搭載",
+            card_aps=list(
+                CardAP.objects.filter(provider=city, status=CardAP.Status.APPROVED).order_by("name")
+            ),
+            actor=jlis,
+        )
+    now = timezone.now()
+    if not MaintenanceWindow.objects.filter(title="デモ計画保守", ends_at__gt=now).exists():
+        day = service_calendar.earliest_planned_start(now)
+        starts = dt.datetime.combine(day, dt.time(22, 30), service_calendar.JST)
+        service_calendar.schedule_maintenance(
+            title="デモ計画保守", description="基盤ソフトウェアの更新（デモ）", starts_at=starts,
+            ends_at=starts + dt.timedelta(hours=8), actor=jlis,
+        )
+    write("Preset 転入窓口セット and a planned maintenance window loaded.")
+

@@ -1,0 +1,89 @@
+"""Read-only REST API for providers' business systems: their card APs and AIDs (R7).
+
+Authenticated by provider API key; every queryset is scoped to the key's provider (its own card
+APs, and those it shares or uses as an affiliate).
+"""
+
+from __future__ import annotations
+
+from django.db.models import QuerySet
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from drf_spectacular.utils import extend_schema, extend_schema_view
+from rest_framework import generics, serializers
+
+from cardap import selectors
+from cardap.apikeys import ProviderAPIKeyAuthentication
+from cardap.models import CardAP
+
+
+class ProviderAPIKeyScheme(OpenApiAuthenticationExtension):
+    """Documents the provider API key (`Authorization: Bearer cak_…`) in the OpenAPI schema."""
+
+    target_class = "cardap.apikeys.ProviderAPIKeyAuthentication"
+    name = "providerApiKey"
+
+    def get_security_definition(self, auto_schema: object) -> dict[str, str]:
+        return {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "Provider API key issued by J-LIS: `Authorization: Bearer cak_…`",
+        }
+
+
+class CardAPSerializer(serializers.ModelSerializer):
+    relationship = serializers.SerializerMethodField(
+        help_text="representative (applied for it and loads it), shared (co-provider, loads it) or "
+        "affiliate (uses it, never loads)"
+    )
+    provider = serializers.CharField(
+        source="provider.name", read_only=True, help_text="representative provider"
+    )
+
+    class Meta:
+        model = CardAP
+        fields = [
+            "aid",
+            "name",
+            "type",
+            "area",
+            "status",
+            "provider",
+            "relationship",
+            "pin_source",
+            "user_number_length",
+            "user_number_charset",
+            "load_file_aid",
+            "memory_cost",
+            "sha256",
+        ]
+        read_only_fields = fields
+
+    def get_relationship(self, obj: CardAP) -> str:
+        return selectors.relationship(obj, self.context["request"].user.provider)
+
+
+class _Scoped(generics.GenericAPIView):
+    authentication_classes = [ProviderAPIKeyAuthentication]
+    serializer_class = CardAPSerializer
+    lookup_field = "aid"
+
+    def get_queryset(self) -> QuerySet[CardAP]:
+        client = self.request.user  # a ProviderClient (ProviderAPIKeyAuthentication)
+        return selectors.visible_card_aps(client.provider)  # type: ignore[union-attr,arg-type,unused-ignore]
+
+
+@extend_schema_view(
+    get=extend_schema(
+        summary="List your card APs",
+        description="Approved (and retired) card APs of the calling provider, and those it shares or uses "
+        "as an affiliate, with their AIDs.",
+        tags=["card APs"],
+    )
+)
+class CardAPList(_Scoped, generics.ListAPIView):
+    pass
+
+
+@extend_schema_view(get=extend_schema(summary="One of your card APs, by AID", tags=["card APs"]))
+class CardAPDetail(_Scoped, generics.RetrieveAPIView):
+    pass

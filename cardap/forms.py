@@ -1,0 +1,94 @@
+"""Forms of the provider-facing registry pages."""
+
+from __future__ import annotations
+
+from django import forms
+from django.utils.translation import gettext_lazy as _
+
+from cardap.models import AutoLoadPreset, CardAP, Provider
+from cardap.selectors import loadable_card_aps
+
+
+class CardAPRequestForm(forms.ModelForm):
+    input_upload = forms.FileField(
+        label=_("入力ファイルをアップロード（独自カードAP）"),
+        required=False,
+        help_text=_("YAML（.yaml/.yml）または JSON（.json）、64KiBまで。本文欄に貼り付けても構いません。"),
+    )
+
+    class Meta:
+        model = CardAP
+        fields = [
+            "name",
+            "type",
+            "area",
+            "purpose",
+            "data_layout",
+            "structure",
+            "file_size",
+            "record_count",
+            "record_length",
+            "pin_source",
+            "pin_min_length",
+            "pin_max_length",
+            "pin_retry_limit",
+            "user_number_source",
+            "user_number_length",
+            "user_number_charset",
+            "memory_requested",
+            "input_format",
+            "input_file",
+        ]
+        widgets = {
+            "purpose": forms.Textarea(attrs={"rows": 3}),
+            "data_layout": forms.Textarea(attrs={"rows": 3}),
+            "input_file": forms.Textarea(attrs={"rows": 14}),
+            "input_format": forms.Select(choices=[("", "-"), ("yaml", "YAML"), ("json", "JSON")]),
+        }
+
+    def __init__(self, *args: object, provider: Provider, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.provider = provider
+        if not provider.is_municipality:
+            area = self.fields["area"]
+            assert isinstance(area, forms.ChoiceField)
+            area.choices = [(CardAP.Area.EXTENDED, CardAP.Area.EXTENDED.label)]
+        self.fields["purpose"].required = True
+
+    def clean(self) -> dict:
+        data = super().clean() or {}
+        upload = data.get("input_upload")
+        if upload:
+            if upload.size > 64 * 1024:
+                self.add_error("input_upload", _("入力ファイルが大きすぎます（上限 64KiB）。"))
+            else:
+                try:
+                    data["input_file"] = upload.read().decode("utf-8")
+                except UnicodeDecodeError:
+                    self.add_error("input_upload", _("入力ファイルは UTF-8 のテキストにしてください。"))
+                if not data.get("input_format"):
+                    data["input_format"] = "json" if upload.name.lower().endswith(".json") else "yaml"
+        return data
+
+    def request_fields(self) -> dict:
+        return {name: self.cleaned_data.get(name) for name in self.Meta.fields}
+
+
+class PresetForm(forms.Form):
+    name = forms.CharField(label=_("名称"), max_length=100)
+    description = forms.CharField(label=_("説明"), max_length=200, required=False)
+    card_aps = forms.ModelMultipleChoiceField(
+        label=_("カードAP"), queryset=CardAP.objects.none(), widget=forms.CheckboxSelectMultiple
+    )
+
+    def __init__(
+        self, *args: object, provider: Provider, preset: AutoLoadPreset | None = None, **kwargs: object
+    ):
+        if preset is not None and "initial" not in kwargs:
+            kwargs["initial"] = {
+                "name": preset.name,
+                "description": preset.description,
+                "card_aps": [ap.pk for ap in preset.ordered_card_aps()],
+            }
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.fields["card_aps"].queryset = loadable_card_aps(provider)  # type: ignore[attr-defined]
