@@ -251,10 +251,9 @@ if not (DEBUG or DEMO):
 SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
 
 # Card key store: region master keys encrypted at rest under this key (see gpcard.keystore).
-KEYSTORE_PATH = Path(env_str("KEYSTORE_PATH", str(VAR_DIR / "keystore.json")))
 KEYSTORE_KEY = env_str("KEYSTORE_KEY")
 if not KEYSTORE_KEY and not (DEBUG or DEMO):
-    raise ImproperlyConfigured("KEYSTORE_KEY is required in production (a Fernet key, see README)")
+    raise ImproperlyConfigured("KEYSTORE_KEY is required in production (32 bytes in base64; see README)")
 
 # J-LIS DAP key (ECDSA P-256 PEM) signing custom card AP load files; a public demo key in demo mode.
 DAP_KEY_PATH = env_str("DAP_KEY_PATH")

@@ -4,6 +4,7 @@ here, so the file is checked statically), and `check --deploy` passes under prod
 from __future__ import annotations
 
 import ast
+import base64
 import importlib
 import os
 import re
@@ -113,8 +114,6 @@ def test_app_services_use_postgres_and_redis_services():
 
 
 def _ed25519_b64(public: bool) -> str:
-    import base64
-
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
     key = Ed25519PrivateKey.generate()
@@ -128,7 +127,7 @@ def test_check_deploy_passes_under_production_settings(tmp_path):
         "CARDAP_DEMO": "0",
         "DEBUG": "0",
         "SECRET_KEY": secrets.token_urlsafe(50),
-        "KEYSTORE_KEY": "x" * 44,
+        "KEYSTORE_KEY": base64.urlsafe_b64encode(secrets.token_bytes(32)).decode(),
         "REVOCATION_FEED_PUBKEY": _ed25519_b64(public=True),
         "REVOCATION_SIGNING_KEY": _ed25519_b64(public=False),
         "ALLOWED_HOSTS": "cardap.example.jp",
