@@ -5,7 +5,7 @@ from __future__ import annotations
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
-from cardap.models import AutoLoadPreset, CardAP, Provider
+from cardap.models import CARD_AP_REQUEST_FIELDS, AutoLoadPreset, CardAP, Provider
 from cardap.selectors import loadable_card_aps
 
 
@@ -18,27 +18,7 @@ class CardAPRequestForm(forms.ModelForm):
 
     class Meta:
         model = CardAP
-        fields = [
-            "name",
-            "type",
-            "area",
-            "purpose",
-            "data_layout",
-            "structure",
-            "file_size",
-            "record_count",
-            "record_length",
-            "pin_source",
-            "pin_min_length",
-            "pin_max_length",
-            "pin_retry_limit",
-            "user_number_source",
-            "user_number_length",
-            "user_number_charset",
-            "memory_requested",
-            "input_format",
-            "input_file",
-        ]
+        fields = list(CARD_AP_REQUEST_FIELDS)
         widgets = {
             "purpose": forms.Textarea(attrs={"rows": 3}),
             "data_layout": forms.Textarea(attrs={"rows": 3}),

@@ -98,6 +98,16 @@ class Provider(models.Model):
         return self.LEGAL_BASIS_FOR_KIND.get(self.kind, ())
 
 
+# What a provider's registration request (登録依頼書) may set; the rest is J-LIS's to decide.
+CARD_AP_REQUEST_FIELDS = (
+    "name", "type", "area", "purpose", "data_layout",
+    "structure", "file_size", "record_count", "record_length",
+    "pin_source", "pin_min_length", "pin_max_length", "pin_retry_limit",
+    "user_number_source", "user_number_length", "user_number_charset",
+    "memory_requested", "input_format", "input_file",
+)
+
+
 class CardAP(models.Model):
     class Type(models.TextChoices):
         A = "A", _("A型（レコード）")

@@ -20,6 +20,7 @@ from django.utils.translation import gettext as _
 from cardap import custom_input, usernumber
 from cardap.keystore import get_keystore
 from cardap.models import (
+    CARD_AP_REQUEST_FIELDS,
     AIDAllocation,
     AIDSerialCounter,
     AutoLoadPreset,
@@ -371,27 +372,7 @@ def submit_request(
     is_jlis = getattr(actor, "role", None) == "jlis_staff"
     if getattr(actor, "provider_id", None) != provider.pk and not is_jlis:
         raise ValidationError(_("他のサービス提供者の登録依頼はできません。"), code="other_provider")
-    allowed = {
-        "name",
-        "type",
-        "area",
-        "purpose",
-        "data_layout",
-        "structure",
-        "file_size",
-        "record_count",
-        "record_length",
-        "pin_source",
-        "pin_min_length",
-        "pin_max_length",
-        "pin_retry_limit",
-        "user_number_source",
-        "user_number_length",
-        "user_number_charset",
-        "memory_requested",
-        "input_file",
-        "input_format",
-    }
+    allowed = set(CARD_AP_REQUEST_FIELDS)
     unknown = set(fields) - allowed
     if unknown:
         raise TypeError(f"unknown request fields: {sorted(unknown)}")
