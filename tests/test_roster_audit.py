@@ -189,6 +189,26 @@ def test_verify_audit_names_a_deleted_entry(world, history, capsys):
     assert f"entry {ids[1]}: deleted" in capsys.readouterr().err
 
 
+def test_verify_audit_detects_truncation_against_a_recorded_head(world, history, capsys):
+    call_command("verify_audit")
+    head = capsys.readouterr().out.split("head: ")[1].split()[0]
+    last = AuditEntry.objects.order_by("-id").first()
+    assert head == f"{last.id}:{last.hash}"
+    call_command("verify_audit", "--expect-head", head)  # nothing cut: passes
+    # Cutting off the newest entry leaves a valid chain; only the recorded head reveals it.
+    with connection.cursor() as cursor:
+        cursor.execute(f"DELETE FROM {AuditEntry._meta.db_table} WHERE id = %s", [last.id])
+    call_command("verify_audit")
+    with pytest.raises(CommandError, match="FAILED: 1 problem"):
+        call_command("verify_audit", "--expect-head", head)
+    assert f"entry {last.id}: deleted" in capsys.readouterr().err
+
+
+def test_verify_audit_rejects_a_malformed_head(world, history):
+    with pytest.raises(CommandError, match="ID:HASH"):
+        call_command("verify_audit", "--expect-head", "12:abc")
+
+
 @pytest.mark.django_db(transaction=True)
 def test_verify_audit_exit_status(world, history, tmp_path):
     """As an operator runs it: a non-zero exit status from the real command line."""
