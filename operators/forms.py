@@ -5,6 +5,7 @@ from typing import Any
 
 from django import forms
 from django.core.exceptions import ValidationError
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from operators.models import Operation, Operator, Terminal
@@ -88,7 +89,8 @@ class OperatorEditForm(forms.Form):
 
 class AdministratorChoiceField(forms.ModelChoiceField):
     def label_from_instance(self, obj: Any) -> str:
-        return f"{obj.get_full_name() or obj.username}（{obj.get_role_display()}）"
+        name = obj.get_full_name() or obj.username
+        return gettext("%(name)s（%(role)s）") % {"name": name, "role": obj.get_role_display()}
 
 
 class TerminalForm(forms.Form):

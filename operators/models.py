@@ -7,6 +7,7 @@ import json
 from django.contrib.auth.models import AbstractUser
 from django.core.exceptions import ValidationError
 from django.db import models
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 
@@ -156,7 +157,8 @@ class Terminal(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.name}（{self.location}）"
+        # Translated so English pages get ASCII brackets; Japanese output is unchanged.
+        return gettext("%(terminal)s（%(location)s）") % {"terminal": self.name, "location": self.location}
 
     def clean(self) -> None:
         super().clean()
