@@ -136,6 +136,7 @@ def test_audit_search_by_jst_date_actor_action_text(world, login, history):
     ]
     page = client.get("/accounts/audit/?actor=mallory").content.decode()
     assert "198.51.100.7" in page and "192.0.2.1" not in page
+    assert "パスワード誤り" in page and "auth.password_failed" in page  # readable label beside the code
 
 
 def test_audit_search_rejects_reversed_dates(world, login, history):

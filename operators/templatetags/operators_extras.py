@@ -12,3 +12,11 @@ register = template.Library()
 def as_json(value: Any) -> str:
     """Audit details as compact JSON with Japanese text readable (autoescaped by the template)."""
     return json.dumps(value, ensure_ascii=False, sort_keys=True)
+
+
+@register.filter
+def audit_action(code: str) -> str:
+    """The readable name of an audit action code (the code itself when it has none)."""
+    from operators.audit_labels import action_label
+
+    return action_label(code)
