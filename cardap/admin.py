@@ -13,6 +13,7 @@ from django.core.exceptions import ImproperlyConfigured, ValidationError
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
+from django.utils.html import format_html
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
@@ -223,6 +224,20 @@ class KeyInline(JLISAdminMixin, admin.TabularInline):
         return False
 
 
+# The admin does not load the site stylesheet, so status colours are inline (green, amber, red, grey).
+_STATUS_COLOURS = {"approved": "#1e7b34", "requested": "#b36b00", "rejected": "#b3261e"}
+
+
+def status_badge_html(ap: CardAP) -> str:
+    colour = _STATUS_COLOURS.get(ap.status, "#5b6675")
+    return format_html(
+        '<span class="status-badge" style="background:{};color:#fff;border-radius:1em;'
+        'padding:.1em .6em;white-space:nowrap">{}</span>',
+        colour,
+        ap.get_status_display(),
+    )
+
+
 class RejectForm(forms.Form):
     reason = forms.CharField(label=_("却下理由"), widget=forms.Textarea(attrs={"rows": 4}))
 
@@ -230,10 +245,14 @@ class RejectForm(forms.Form):
 @admin.register(CardAP)
 class CardAPAdmin(AuditedAdmin):
     form = CardAPAdminForm
-    list_display = ["name", "provider", "type", "area", "status", "aid", "memory_cost", "created_at"]
+    list_display = ["name", "provider", "type", "area", "status_badge", "aid", "memory_cost", "created_at"]
     list_filter = ["status", "type", "area", "provider__kind", "dap_demo_key"]
     search_fields = ["name", "aid", "load_file_aid", "provider__name", "purpose"]
     inlines = [ShareInline, KeyInline]
+
+    @admin.display(description=_("状態"), ordering="status")
+    def status_badge(self, obj: CardAP) -> str:
+        return status_badge_html(obj)
     actions = ["approve_selected", "reject_selected", "retire_selected", "rotate_keys"]
     readonly_fields = [
         "status",

@@ -228,3 +228,13 @@ def test_approval_without_a_dap_key_says_so_and_changes_nothing(world, login, se
     ap.refresh_from_db()
     assert ap.status == "requested" and ap.aid is None
     assert AIDSerialCounter.objects.get().last_serial == 0  # the serial was not consumed
+
+
+@pytest.mark.django_db
+def test_card_ap_list_shows_status_as_coloured_badge(world, login):
+    from cardap.models import CardAP
+
+    CardAP.objects.create(provider=world.city, name="図書館カード", type="C", area="extended")
+    body = login(world.jlis).get("/admin/cardap/cardap/").content.decode()
+    assert 'class="status-badge" style="background:#b36b00' in body  # requested: amber
+    assert "登録依頼中</span>" in body
