@@ -9,86 +9,23 @@ from __future__ import annotations
 
 import pytest
 
+from tests.vectors import pysim_scp03 as pysim
 from vcard.crypto import aes_cmac
 from vcard.scp03 import CardChannel, MacError, StaticKeySet
 from vcard.wire import parse_command
 
 h = bytes.fromhex
-K128 = StaticKeySet(
-    0x30,
-    h("000102030405060708090a0b0c0d0e0f"),
-    h("101112131415161718191a1b1c1d1e1f"),
-    h("202122232425262728292a2b2c2d2e2f"),
-)
-K256 = StaticKeySet(
-    0x32,
-    h("000102030405060708090a0b0c0d0e0f000102030405060708090a0b0c0d0e0f"),
-    h("101112131415161718191a1b1c1d1e1f101112131415161718191a1b1c1d1e1f"),
-    h("202122232425262728292a2b2c2d2e2f202122232425262728292a2b2c2d2e2f"),
-)
-GET_EID_PLAIN = h("80E2910006BF3E035C015A00")
-GET_EID_RSP_PLAIN = h("bf3e125a1089882119900000000000000000000005")
-CASES_PLAIN = [h("80F22002"), h("80ca006600"), h("80F220020a4f0212345c054f9f70c5"), h("80f28002024f0000")]
+KEYSETS = {name: StaticKeySet(kvn, enc, mac, dek) for name, (enc, mac, dek, kvn) in pysim.KEYS.items()}
+GET_EID_PLAIN = pysim.GET_EID_PLAIN
+GET_EID_RSP_PLAIN = pysim.GET_EID_RSP_PLAIN
+CASES_PLAIN = pysim.CASES_PLAIN
 
 # (keys, INITIALIZE UPDATE cmd, its response, EXTERNAL AUTHENTICATE, wrapped STORE DATA, wrapped
-#  response data, the four wrapped ISO cases) — copied from pySim.
+#  response data, the four wrapped ISO cases), for the traces this card's key sets cover.
 TRACES = {
-    "AES128_11": (
-        K128,
-        "8050300008b13e5f938fc108c400",
-        "000000000000000000003003703eb51047495b249f66c484c1d2ef1948000002",
-        "84821100107d5f5826a993ebc89eea24957fa0b3ce",
-        "84e291000ebf3e035c015a558d036518a2829700",
-        "bf3e125a1089882119900000000000000000000005971be68992dbbdfa",
-        (
-            "84f220020863a63f8959827fb2",
-            "84ca006608a0c6a4a74166f7ce00",
-            "84f22002124f0212345c054f9f70c52249b50272656536",
-            "84f280020a4f00e91443f6dce6b8ed00",
-        ),
-    ),
-    "AES128_03": (
-        K128,
-        "80503000088e1552d0513c60f300",
-        "0000000000000000000030037030760cd2c47c1dd395065fe5ead8a9d7000001",
-        "8482030010fd4721a14d9b07003c451d2f8ae6bb21",
-        "84e2910018ca9c00f6713d79bc8baa642bdff51c3f6a4082d3bd9ad26c00",
-        "bf3e125a1089882119900000000000000000000005",
-        (
-            "84f2200208c9811b11f1264cf1",
-            "84ca006608e10ab60b3054798800",
-            "84f22002184e2908bdb48b2315a55482e9e936ca122d6ecfae7d17416e",
-            "84f28002180dd10a6b6193e5340b9e77d32d5a179cd710ac2773aefb2800",
-        ),
-    ),
-    "AES128_33": (
-        K128,
-        "8050300008fdf38259a1e0de4400",
-        "000000000000000000003003703b1aca81e821f219081cdc01c26b372d000003",
-        "84823300108c36f96bcc00724a4e13ad591d7da3f0",
-        "84e2910018267a85dfe4a98fca6fb0527e0dfecce4914e40401433c87f00",
-        "f3ba2b1013aa6224f5e1c138d71805c569e5439b47576260b75fc021b25097cb2e68f8a0144975b9",
-        (
-            "84f2200208ac6a59024bed84cc",
-            "84ca006608409912ad8fb7aed000",
-            "84f22002185f3dafc3ac14c381536a488bf44e06d056df9d74dbd21e5a",
-            "84f280021865165105be3373347d0424d4400af2ac393f569ec779389e00",
-        ),
-    ),
-    "AES256_33": (
-        K256,
-        "805032000897b2055fe58599fd00",
-        "00000000000000000000320370a8439a22cedf045fa9f1903b2834f26e000002",
-        "8482330010508a0fd959d2e547c6b33154a6be2057",
-        "84e29100187a5ef717eaf1e135ae92fe54429d0e465decda65f5fe5aea00",
-        "ea90dbfa648a67c5eb6abc57f8530b97d0cd5647c5e8732016b55203b078dd2ace7f8bc5d1c1cd99",
-        (
-            "84f2200208bcc5c17275545d93",
-            "84ca00660804806aba9d543bb600",
-            "84f2200218717222491556ec81a45f49ce48be33320024801a1c4cb0e0",
-            "84f2800218561f105bccd3a1642904b251ccc1228beb80a82370a8637000",
-        ),
-    ),
+    name: (KEYSETS[keys], *rest)
+    for name, (keys, *rest) in pysim.TRACES.items()
+    if name in ("AES128_11", "AES128_03", "AES128_33", "AES256_33")
 }
 
 
