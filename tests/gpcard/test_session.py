@@ -15,7 +15,9 @@ from gpcard.scp03 import StaticKeys
 from gpcard.session import CardSession
 from gpcard.sw import CardError
 from tests.gpcard.card_double import CardSCP03
-from tests.gpcard.test_scp03_trace import GET_EID_PLAIN, GET_EID_RSP_PLAIN, K128, TRACES
+from tests.gpcard.test_scp03_trace import GET_EID_PLAIN, GET_EID_RSP_PLAIN, KEYSETS, TRACES
+
+K128 = KEYSETS["AES128"]
 
 h = bytes.fromhex
 
