@@ -32,7 +32,7 @@ def django_setup() -> None:
     os.environ.setdefault("CARDAP_DEMO", "1")
     os.environ.pop("REDIS_URL", None)
     os.environ["LOG_LEVEL"] = "WARNING"
-    os.environ["DJANGO_SETTINGS_MODULE"] = "cardap.settings"
+    os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings"
     import django
 
     django.setup()

@@ -132,7 +132,7 @@ def main() -> None:
     server = subprocess.Popen(
         [
             str(Path(sys.executable).parent / "gunicorn"),
-            "cardap.wsgi",
+            "config.wsgi",
             "-w",
             "1",
             "-k",

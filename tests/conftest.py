@@ -89,7 +89,7 @@ def celery_worker_real(transactional_db):
     """A real Celery worker (in a thread) consuming from the configured broker."""
     from celery.contrib.testing.worker import start_worker
 
-    from cardap.celery import app
+    from config.celery import app
 
     with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=10) as worker:
         yield worker

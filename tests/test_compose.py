@@ -28,7 +28,7 @@ APP_SERVICES = [name for name, svc in COMPOSE["services"].items() if svc.get("bu
 
 
 def settings_env_vars() -> set[str]:
-    """Names of every environment variable cardap/settings.py reads (through cardap.env)."""
+    """Names of every environment variable config/settings.py reads (through config.env)."""
     tree = ast.parse((ROOT / "cardap" / "settings.py").read_text())
     names = set()
     for node in ast.walk(tree):

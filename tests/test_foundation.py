@@ -44,7 +44,7 @@ def test_healthz_503_when_broker_unreachable(client, settings, monkeypatch):
     from cardap import health
 
     monkeypatch.setattr(health, "check_broker", lambda: (False, "OperationalError"))
-    from cardap import views
+    from config import views
 
     monkeypatch.setattr(views, "check_broker", health.check_broker)
     response = client.get("/healthz")

@@ -7,7 +7,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
-from cardap.health import check_broker, check_database
+from config.health import check_broker, check_database
 
 
 @require_GET

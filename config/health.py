@@ -18,7 +18,7 @@ def check_database() -> tuple[bool, str]:
 def check_broker() -> tuple[bool, str]:
     if settings.CELERY_TASK_ALWAYS_EAGER:
         return True, "in-process"
-    from cardap.celery import app
+    from config.celery import app
 
     try:
         with app.connection_for_write() as conn:
