@@ -6,7 +6,7 @@ from django import forms
 from django.utils.translation import gettext_lazy as _
 
 from cardap.models import CARD_AP_REQUEST_FIELDS, AutoLoadPreset, CardAP, Provider
-from cardap.selectors import loadable_card_aps
+from operators.policy import card_aps_loadable_by
 
 
 class CardAPRequestForm(forms.ModelForm):
@@ -71,4 +71,4 @@ class PresetForm(forms.Form):
                 "card_aps": [ap.pk for ap in preset.ordered_card_aps()],
             }
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
-        self.fields["card_aps"].queryset = loadable_card_aps(provider)  # type: ignore[attr-defined]
+        self.fields["card_aps"].queryset = card_aps_loadable_by(provider).order_by("name")  # type: ignore[attr-defined]

@@ -11,7 +11,6 @@ import datetime as dt
 import functools
 import logging
 from dataclasses import dataclass
-from zoneinfo import ZoneInfo
 
 import holidays
 from django.conf import settings
@@ -26,7 +25,8 @@ from cardap.models import FailureIncident, MaintenanceWindow, Provider
 from operators.audit import record
 
 log = logging.getLogger(__name__)
-JST = ZoneInfo("Asia/Tokyo")
+# Japan time: the project's one time zone (settings.TIME_ZONE); service hours are Japan time.
+JST = timezone.get_default_timezone()
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,8 @@ from cardap.models import (
     CardAPShare,
     Provider,
 )
-from cardap.selectors import can_operate, loadable_card_aps
+from cardap.selectors import can_operate
+from operators import policy
 from operators.audit import record
 
 __all__ = ["can_operate", "ensure_can_operate"]
@@ -145,9 +146,15 @@ def transition_provider(
     legal_basis_reference: str = "",
     legal_basis_date: dt.date | None = None,
     contract_reference: str = "",
+    changes: dict[str, Any] | None = None,
 ) -> Provider:
-    """Move a provider along applied → legal_confirmed → contracted → live ⇄ suspended → ended."""
+    """Move a provider along applied → legal_confirmed → contracted → live ⇄ suspended → ended.
+    `changes` are other fields edited together with the status (the admin form): saved in the
+    same transaction and named in the one audit entry."""
     locked = Provider.objects.select_for_update().get(pk=provider.pk)
+    changes = {k: v for k, v in (changes or {}).items() if k not in ("status", "status_changed_at")}
+    for name, value in changes.items():
+        setattr(locked, name, value)
     check_transition(
         locked,
         to,
@@ -172,6 +179,7 @@ def transition_provider(
             "legal_basis": locked.legal_basis_kind,
             "legal_reference": locked.legal_basis_reference,
             "contract": locked.contract_reference,
+            **({"fields": sorted(changes)} if changes else {}),
         },
     )
     provider.refresh_from_db()
@@ -568,7 +576,7 @@ def key_version(card_ap: CardAP, version: int) -> bytes:
 def _check_preset_aps(provider: Provider, card_aps: list[CardAP]) -> None:
     if not card_aps:
         raise ValidationError({"card_aps": _("カードAPを1つ以上選んでください。")}, code="empty")
-    allowed = set(loadable_card_aps(provider).values_list("pk", flat=True))
+    allowed = set(policy.card_aps_loadable_by(provider).values_list("pk", flat=True))
     refused = [ap.name for ap in card_aps if ap.pk not in allowed]
     if refused:
         raise ValidationError(

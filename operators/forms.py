@@ -9,7 +9,7 @@ from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from operators.models import Operation, Operator, Terminal
-from operators.permissions import R, card_aps_of_provider, is_jlis
+from operators.policy import R, card_aps_loadable_by, is_jlis
 
 
 class PasswordForm(forms.Form):
@@ -114,7 +114,7 @@ class ScopeForm(forms.Form):
     def __init__(self, *args: Any, provider_id: int, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         terminals = Terminal.objects.filter(provider_id=provider_id).order_by("name")
-        card_aps = card_aps_of_provider(provider_id).order_by("name")
+        card_aps = card_aps_loadable_by(provider_id).order_by("name")
         for op, label in Operation.choices:
             self.fields[f"{op}__on"] = forms.BooleanField(label=label, required=False)
             self.fields[f"{op}__all_terminals"] = forms.BooleanField(label=_("すべての端末"), required=False)
@@ -180,3 +180,12 @@ class AuditSearchForm(forms.Form):
         if data.get("date_from") and data.get("date_to") and data["date_from"] > data["date_to"]:
             raise ValidationError(_("開始日は終了日以前の日付にしてください。"))
         return data
+
+
+def apply_validation_error(form: forms.BaseForm, exc: ValidationError) -> None:
+    """Show a service's ValidationError on the form: each message beside its field, or at the top
+    when the field is not on this form."""
+    by_field = exc.error_dict if hasattr(exc, "error_dict") else {None: exc.error_list}
+    for name, errors in by_field.items():
+        for error in errors:
+            form.add_error(name if name in form.fields else None, error)

@@ -12,7 +12,6 @@ from django.conf import settings
 from django.http import HttpResponse
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
-from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import exceptions, permissions, serializers, throttling
 from rest_framework.request import Request
@@ -20,6 +19,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from cardap.apikeys import ProviderAPIKeyAuthentication, ProviderClient
+from operators.policy import Principal, PrincipalPermission
 from revocation import keys, selectors, services
 
 MAX_LIMIT = 10_000
@@ -27,19 +27,8 @@ DEFAULT_LIMIT = 1_000
 SYNC_GRACE = dt.timedelta(hours=1)  # the sync normally finishes well within this after its start
 
 
-class ProviderAPIKeyScheme(OpenApiAuthenticationExtension):  # type: ignore[no-untyped-call]
-    target_class = "cardap.apikeys.ProviderAPIKeyAuthentication"
-    name = "providerApiKey"
-
-    def get_security_definition(self, auto_schema: Any) -> dict[str, str]:
-        return {"type": "http", "scheme": "bearer", "description": "Provider API key: `Bearer cak_…`"}
-
-
-class IsProviderClient(permissions.BasePermission):
-    message = _("サービス提供者のAPIキーで認証してください。")
-
-    def has_permission(self, request: Request, view: Any) -> bool:
-        return isinstance(request.user, ProviderClient)
+# The caller must be a provider's business system (an API key), per the one access policy.
+IsProviderClient = PrincipalPermission.of(Principal.API_CLIENT)
 
 
 class PerAPIKeyThrottle(throttling.SimpleRateThrottle):

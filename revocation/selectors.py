@@ -17,7 +17,8 @@ from django.db.models import Max, Q
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from cardap.models import CardAP, CardAPShare, Provider
+from cardap.models import Provider
+from operators import policy
 from revocation.models import Feed, ProviderPull, RevocationEntry
 
 VISIBLE_STATUSES = ("suspended", "revoked")
@@ -39,12 +40,14 @@ class Scope:
 
 
 def scope_for(provider: Provider, *, today: dt.date | None = None) -> Scope:
-    today = today or timezone.localdate()
-    owned = tuple(sorted(CardAP.objects.filter(provider=provider).values_list("id", flat=True)))
+    """The card APs the provider may see (operators.policy.card_aps_visible_to): its own entirely,
+    shared or affiliated ones from the start day of the relationship in force."""
+    visible = policy.card_aps_visible_to(provider, today)
+    owned = tuple(sorted(visible.filter(provider=provider).values_list("id", flat=True)))
     starts: dict[int, dt.date] = {}
     shares = (
-        CardAPShare.objects.filter(provider=provider, since__lte=today)
-        .filter(Q(until__isnull=True) | Q(until__gte=today))
+        policy.shares_in_force(provider.pk, today)
+        .filter(card_ap__in=visible)
         .exclude(card_ap_id__in=owned)
         .values_list("card_ap_id", "since")
     )
@@ -157,9 +160,10 @@ def _aware(value: dt.datetime | str) -> dt.datetime:
 def pulls_visible_to(user: Any) -> list[ProviderPull]:
     """J-LIS staff see every provider's last pull; a provider administrator only their own."""
     qs = ProviderPull.objects.select_related("provider").order_by("provider__name")
-    if getattr(user, "is_jlis", False):
+    if policy.is_jlis(user):
         return list(qs)
-    return list(qs.filter(provider_id=user.provider_id)) if user.provider_id else []
+    provider_id = policy.principal_of(user).provider_id
+    return list(qs.filter(provider_id=provider_id)) if provider_id else []
 
 
 def feed_history(*, limit: int = 60) -> list[Feed]:

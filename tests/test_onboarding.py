@@ -7,6 +7,7 @@ from django.core.exceptions import ValidationError
 
 from cardap import selectors, services
 from cardap.models import AutoLoadPreset, CardAPShare, Provider
+from operators import policy
 from operators.models import AuditEntry
 from tests.registry_helpers import approved_ap
 
@@ -109,9 +110,9 @@ def test_usage_patterns_shared_loads_affiliate_only_uses(world):
     services.add_share(
         card_ap=ap, provider=other, role="affiliate", since=dt.date(2020, 1, 1), actor=world.jlis
     )
-    assert ap in selectors.loadable_card_aps(world.shop)
-    assert ap not in selectors.loadable_card_aps(other)
-    assert ap in selectors.visible_card_aps(other)
+    assert ap in policy.card_aps_loadable_by(world.shop)
+    assert ap not in policy.card_aps_loadable_by(other)
+    assert ap in policy.card_aps_visible_to(other)
     assert selectors.relationship(ap, other) == "affiliate"
     with pytest.raises(ValidationError, match="既に登録"):
         services.add_share(
@@ -119,7 +120,7 @@ def test_usage_patterns_shared_loads_affiliate_only_uses(world):
         )
     share = CardAPShare.objects.get(provider=world.shop)
     services.end_share(share=share, until=dt.date(2021, 1, 1), actor=world.jlis)
-    assert ap not in selectors.loadable_card_aps(world.shop)
+    assert ap not in policy.card_aps_loadable_by(world.shop)
     assert AuditEntry.objects.filter(action__startswith="card_ap.share_").count() == 3
 
 
@@ -134,8 +135,8 @@ def test_local_area_ap_is_never_shared_nor_loadable_by_others(world):
         services.add_share(
             card_ap=local, provider=world.city, role="affiliate", since=dt.date(2020, 1, 1), actor=world.jlis
         )
-    assert local in selectors.loadable_card_aps(world.city)
-    assert local not in selectors.loadable_card_aps(world.shop)
+    assert local in policy.card_aps_loadable_by(world.city)
+    assert local not in policy.card_aps_loadable_by(world.shop)
 
 
 @pytest.mark.django_db

@@ -10,7 +10,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from cardap.models import CardAP, CardAPShare, Provider
 from operators import selectors, services
 from operators.models import AuditEntry, Operation, OperatorScope, Terminal
-from operators.permissions import check_scope, has_scope
+from operators.policy import check_scope, has_scope
 
 pytestmark = pytest.mark.django_db
 
