@@ -92,7 +92,8 @@ def test_framework_free_packages_import_no_framework_nor_app(package):
     if not (ROOT / package).is_dir():
         pytest.skip(f"{package}/ does not exist yet")
     roots = imported_roots(package)
-    forbidden = {name: sorted(files) for name, files in roots.items() if name in (*FRAMEWORKS, *APPS, PROJECT)}
+    banned = (*FRAMEWORKS, *APPS, PROJECT)
+    forbidden = {name: sorted(files) for name, files in roots.items() if name in banned}
     assert forbidden == {}
 
 

@@ -279,12 +279,7 @@ def test_terminal_pages_for_provider_admin(world, login):
 
 
 def test_terminal_admin_sees_terminals_but_cannot_change(world, login, city_terminal):
-    term_admin = Operator.objects.create_user("city_term", role="terminal_admin", provider=world.city)
-    from django_otp.plugins.otp_totp.models import TOTPDevice
-
-
-    TOTPDevice.objects.create(user=term_admin, name="d", confirmed=True)
-    client = login(term_admin)
+    client = login(world.city_terminal_admin)
     assert "窓口1" in client.get("/accounts/terminals/").content.decode()
     denied(
         client.post(f"/accounts/terminals/{city_terminal.pk}/credential/", {"action": "issue"}),

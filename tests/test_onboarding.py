@@ -9,7 +9,7 @@ from cardap import selectors, services
 from cardap.models import AutoLoadPreset, CardAPShare, Provider
 from operators import policy
 from operators.models import AuditEntry
-from tests.registry_helpers import approved_ap
+from tests import factories
 
 
 def new_provider(kind, name="新規提供者"):
@@ -100,7 +100,7 @@ def test_municipality_needs_an_ordinance_and_suspension_stops_operations(world):
 
 @pytest.mark.django_db
 def test_usage_patterns_shared_loads_affiliate_only_uses(world):
-    ap = approved_ap(world.city, "市の広域AP")
+    ap = factories.card_ap(world.city, "市の広域AP")
     other = new_provider(Provider.Kind.PRIVATE, "加盟店")
     other.status = "live"
     other.save()
@@ -126,7 +126,7 @@ def test_usage_patterns_shared_loads_affiliate_only_uses(world):
 
 @pytest.mark.django_db
 def test_local_area_ap_is_never_shared_nor_loadable_by_others(world):
-    local = approved_ap(world.city, "住民向けAP", area="local")
+    local = factories.card_ap(world.city, "住民向けAP", area="local")
     with pytest.raises(ValidationError, match="地域住民向け領域"):
         services.add_share(
             card_ap=local, provider=world.shop, role="shared", since=dt.date(2020, 1, 1), actor=world.jlis
@@ -141,8 +141,8 @@ def test_local_area_ap_is_never_shared_nor_loadable_by_others(world):
 
 @pytest.mark.django_db
 def test_presets_only_hold_loadable_aps(world):
-    mine = approved_ap(world.shop, "店舗AP")
-    city_local = approved_ap(world.city, "市の住民向けAP", area="local")
+    mine = factories.card_ap(world.shop, "店舗AP")
+    city_local = factories.card_ap(world.city, "市の住民向けAP", area="local")
     preset = services.save_preset(provider=world.shop, name="標準", card_aps=[mine], actor=world.shop_admin)
     assert preset.ordered_card_aps() == [mine]
     with pytest.raises(ValidationError, match="市の住民向けAP"):

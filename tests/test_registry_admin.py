@@ -12,6 +12,7 @@ from django.core import mail
 from cardap import services
 from cardap.models import AIDSerialCounter, CardAP, MaintenanceWindow, Provider
 from operators.models import AuditEntry
+from tests import factories
 from tests.registry_helpers import request_fields
 
 JST = ZoneInfo("Asia/Tokyo")
@@ -234,9 +235,8 @@ def test_approval_without_a_dap_key_says_so_and_changes_nothing(world, login, se
 
 @pytest.mark.django_db
 def test_card_ap_list_shows_status_as_coloured_badge(world, login):
-    from cardap.models import CardAP
 
-    CardAP.objects.create(provider=world.city, name="図書館カード", type="C", area="extended")
+    factories.card_ap(world.city, "図書館カード", status="requested")
     body = login(world.jlis).get("/admin/cardap/cardap/").content.decode()
     assert 'class="status-badge" style="background:#b36b00' in body  # requested: amber
     assert "登録依頼中</span>" in body

@@ -14,7 +14,8 @@ from cardap.apikeys import issue_key, revoke_key
 from cardap.models import CardAPShare, Provider
 from revocation import services
 from revocation.models import ProviderPull, RevocationEntry
-from tests.revocation_support import at, card_ap, fast_passwords, install, write  # noqa: F401
+from tests import factories
+from tests.revocation_support import at, fast_passwords, install, write  # noqa: F401
 
 pytestmark = pytest.mark.django_db
 DELTA = "/api/v1/revocations/"
@@ -42,11 +43,11 @@ def feeds(world, tmp_path):
     other = Provider.objects.create(name="第三者", kind="private", status="live")
     today = timezone.localdate()
     aps = {
-        "city": card_ap(world.city, "city"),
-        "shop": card_ap(world.shop, "shop"),
-        "shared": card_ap(world.shop, "shared"),
-        "ended": card_ap(world.shop, "ended"),
-        "other": card_ap(other, "other"),
+        "city": factories.card_ap(world.city, "city"),
+        "shop": factories.card_ap(world.shop, "shop"),
+        "shared": factories.card_ap(world.shop, "shared"),
+        "ended": factories.card_ap(world.shop, "ended"),
+        "other": factories.card_ap(other, "other"),
     }
     CardAPShare.objects.create(
         card_ap=aps["shared"], provider=world.city, role="shared", since=dt.date(2026, 11, 2)

@@ -9,7 +9,8 @@ from django.core import mail
 
 from revocation import feedfile, services
 from revocation.models import CardStatus, Feed, RevocationEntry
-from tests.revocation_support import at, card_ap, fast_passwords, install, write  # noqa: F401
+from tests import factories
+from tests.revocation_support import at, fast_passwords, install, write  # noqa: F401
 
 pytestmark = pytest.mark.django_db
 
@@ -121,7 +122,7 @@ def test_random_feeds_match_reference_rules(tmp_path):
 
 
 def test_same_feed_twice_changes_nothing(tmp_path):
-    ap = card_ap(
+    ap = factories.card_ap(
         pytest.importorskip("cardap.models").Provider.objects.create(name="P", kind="private", status="live")
     )
     install("DD01", ap, "U-1")
@@ -135,7 +136,7 @@ def test_same_feed_twice_changes_nothing(tmp_path):
 
 
 def test_entries_for_live_installations_only_unknown_cards_kept(tmp_path, world):
-    ap_city, ap_shop = card_ap(world.city), card_ap(world.shop)
+    ap_city, ap_shop = factories.card_ap(world.city), factories.card_ap(world.shop)
     install("EE01", ap_city, "C-1")
     install("EE01", ap_shop, "S-1")
     install("EE02", ap_city, "C-2", state="deleted")
@@ -157,7 +158,7 @@ def test_entries_for_live_installations_only_unknown_cards_kept(tmp_path, world)
 
 
 def test_crash_mid_way_leaves_previous_state_and_rerun_completes(tmp_path, monkeypatch, world):
-    ap = card_ap(world.city)
+    ap = factories.card_ap(world.city)
     install("FF01", ap, "C-1")
     services.apply_feed(path=write(tmp_path, 1, [("FF01", "suspended", "lost", at(1, 9))]))
     before = (statuses(), RevocationEntry.objects.count())
