@@ -51,7 +51,7 @@ def request_list(request: HttpRequest) -> HttpResponse:
 def request_new(request: HttpRequest) -> HttpResponse:
     provider = _provider(request)
     form = CardAPRequestForm(request.POST or None, request.FILES or None, provider=provider)
-    if request.method == "POST" and form.is_valid():
+    if policy.valid_post(request, form):
         try:
             ap = services.submit_request(
                 provider=provider, actor=request.user, request=request, **form.request_fields()
@@ -114,7 +114,7 @@ def preset_edit(request: HttpRequest, pk: int | None = None) -> HttpResponse:
     if pk is not None:
         preset = policy.get_or_404(request, AutoLoadPreset.objects.all(), pk=pk)
     form = PresetForm(request.POST or None, provider=provider, preset=preset)
-    if request.method == "POST" and form.is_valid():
+    if policy.valid_post(request, form):
         try:
             services.save_preset(
                 provider=provider,

@@ -28,6 +28,9 @@ class JLISAdminSite(OTPAdminSite):
     site_header = _("カードAP搭載システム 管理（J-LIS）")
     site_title = _("カードAP搭載システム 管理（J-LIS）")
 
+    def __init__(self, name: str = "admin") -> None:
+        super().__init__(name)
+
     def has_permission(self, request: HttpRequest) -> bool:
         return super().has_permission(request) and policy.is_jlis(request)
 

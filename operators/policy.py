@@ -34,6 +34,8 @@ Refusing (always audited the same way: one `permission.denied` entry, then raise
     not_found(request_or_principal, reason=..., **detail)     -> Http404            (404)
     get_or_404(request, queryset, **lookup)   one object the caller may see; another
                                    provider's object is a 404 exactly like a missing one
+    valid_post(request, form)      POST and valid; an id outside the offered choices (forged,
+                                   or another provider's) is audited as a refusal
     check_scope(operator, operation=, terminal=, card_ap=, request=)   R2.2, raises deny()
 
 Guards, one per kind of entry point
@@ -260,6 +262,16 @@ def get_or_404(
     if not may_access_provider(subject, owner, read=read):  # type: ignore[arg-type]
         raise not_found(subject, reason="other_provider", lookup=lookup)
     return obj
+
+
+def valid_post(request: HttpRequest, form: Any) -> bool:
+    """`request.method == "POST" and form.is_valid()`, auditing a forged id on the way."""
+    if request.method != "POST":
+        return False
+    if form.is_valid():
+        return True
+    refuse_forged_choices(request, form)
+    return False
 
 
 def refuse_forged_choices(request: HttpRequest, form: Any) -> None:

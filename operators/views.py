@@ -60,7 +60,7 @@ def people_list(request: HttpRequest) -> HttpResponse:
 def person_create(request: HttpRequest) -> HttpResponse:
     actor = _actor(request)
     form = OperatorCreateForm(request.POST or None, actor=actor)
-    if request.method == "POST" and form.is_valid():
+    if policy.valid_post(request, form):
         try:
             user, password = services.create_operator(
                 actor=actor, provider_id=actor.provider_id or 0, request=request, **form.cleaned_data
@@ -79,7 +79,7 @@ def person_edit(request: HttpRequest, pk: int) -> HttpResponse:
     person = _managed_operator(request, pk)
     initial = {f: getattr(person, f) for f in ("last_name", "first_name", "email", "role", "is_active")}
     form = OperatorEditForm(request.POST or None, initial=initial, actor=actor)
-    if request.method == "POST" and form.is_valid():
+    if policy.valid_post(request, form):
         try:
             services.update_operator(actor=actor, operator=person, request=request, **form.cleaned_data)
         except ValidationError as exc:
@@ -114,7 +114,7 @@ def person_scopes(request: HttpRequest, pk: int) -> HttpResponse:
     form = ScopeForm(
         request.POST or None, provider_id=person.provider_id or 0, initial=ScopeForm.initial_from(person)
     )
-    if request.method == "POST" and form.is_valid():
+    if policy.valid_post(request, form):
         try:
             services.set_scopes(actor=_actor(request), operator=person, grants=form.grants(), request=request)
         except ValidationError as exc:
@@ -139,7 +139,7 @@ def terminal_list(request: HttpRequest) -> HttpResponse:
 def terminal_create(request: HttpRequest) -> HttpResponse:
     actor = _actor(request)
     form = TerminalForm(request.POST or None, provider_id=actor.provider_id or 0)
-    if request.method == "POST" and form.is_valid():
+    if policy.valid_post(request, form):
         data = form.cleaned_data
         try:
             services.register_terminal(
@@ -169,7 +169,7 @@ def terminal_edit(request: HttpRequest, pk: int) -> HttpResponse:
         "is_active": terminal.is_active,
     }
     form = TerminalForm(request.POST or None, initial=initial, provider_id=terminal.provider_id)
-    if request.method == "POST" and form.is_valid():
+    if policy.valid_post(request, form):
         try:
             services.update_terminal(
                 actor=_actor(request), terminal=terminal, request=request, **form.cleaned_data

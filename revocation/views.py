@@ -42,7 +42,7 @@ def api_keys(request: HttpRequest) -> HttpResponse:
     user = _user(request)
     token = None
     form = APIKeyForm(request.POST or None)
-    if request.method == "POST" and form.is_valid():
+    if policy.valid_post(request, form):
         key, token = issue_key(
             provider=user.provider,  # type: ignore[arg-type]
             name=form.cleaned_data["name"],
