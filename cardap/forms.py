@@ -5,6 +5,7 @@ from __future__ import annotations
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
+from cardap.custom_input import MAX_INPUT_BYTES
 from cardap.models import CARD_AP_REQUEST_FIELDS, AutoLoadPreset, CardAP, Provider
 from operators.policy import card_aps_loadable_by
 
@@ -39,8 +40,11 @@ class CardAPRequestForm(forms.ModelForm):
         data = super().clean() or {}
         upload = data.get("input_upload")
         if upload:
-            if upload.size > 64 * 1024:
-                self.add_error("input_upload", _("入力ファイルが大きすぎます（上限 64KiB）。"))
+            if upload.size > MAX_INPUT_BYTES:
+                self.add_error(
+                    "input_upload",
+                    _("入力ファイルが大きすぎます（上限 %(kib)dKiB）。") % {"kib": MAX_INPUT_BYTES // 1024},
+                )
             else:
                 try:
                     data["input_file"] = upload.read().decode("utf-8")

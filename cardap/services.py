@@ -31,6 +31,7 @@ from cardap.models import (
     Provider,
 )
 from cardap.selectors import can_operate
+from gpcard.apdesc import PIN_LENGTH_MAX, PIN_LENGTH_MIN, PIN_RETRY_MAX, PIN_RETRY_MIN
 from operators import policy
 from operators.audit import record
 
@@ -331,10 +332,18 @@ def check_request(ap: CardAP) -> custom_input.CustomAPSpec | None:
     if ap.user_number_charset not in usernumber.CHARSETS:
         err("user_number_charset", _("利用者番号の文字種を選んでください。"))
     if ap.pin_source:
-        if not 4 <= ap.pin_min_length <= ap.pin_max_length <= 16:
-            err("pin_min_length", _("暗証番号の桁数は 4〜16 で、最小 ≦ 最大にしてください。"))
-        if not 1 <= ap.pin_retry_limit <= 15:
-            err("pin_retry_limit", _("暗証番号の試行回数上限は 1〜15 です。"))
+        if not PIN_LENGTH_MIN <= ap.pin_min_length <= ap.pin_max_length <= PIN_LENGTH_MAX:
+            err(
+                "pin_min_length",
+                _("暗証番号の桁数は %(lo)d〜%(hi)d で、最小 ≦ 最大にしてください。")
+                % {"lo": PIN_LENGTH_MIN, "hi": PIN_LENGTH_MAX},
+            )
+        if not PIN_RETRY_MIN <= ap.pin_retry_limit <= PIN_RETRY_MAX:
+            err(
+                "pin_retry_limit",
+                _("暗証番号の試行回数上限は %(lo)d〜%(hi)d です。")
+                % {"lo": PIN_RETRY_MIN, "hi": PIN_RETRY_MAX},
+            )
     if errors:
         raise ValidationError(errors)
     return spec
