@@ -386,8 +386,7 @@ def submit_request(
 ) -> CardAP:
     """A provider's registration request (登録依頼書). `fields` are CardAP request fields."""
     # A provider's members apply for it; J-LIS staff may register on a provider's behalf (R3.1).
-    is_jlis = getattr(actor, "role", None) == "jlis_staff"
-    if getattr(actor, "provider_id", None) != provider.pk and not is_jlis:
+    if not policy.may_access_provider(actor, provider.pk):
         raise ValidationError(_("他のサービス提供者の登録依頼はできません。"), code="other_provider")
     allowed = set(CARD_AP_REQUEST_FIELDS)
     unknown = set(fields) - allowed
