@@ -213,3 +213,14 @@ def _request():
     from tests.registry_helpers import request_fields
 
     return request_fields()
+
+
+def test_a_task_refusal_is_audited_as_the_system():
+    @policy.system_task
+    def job(card_ap_id: int) -> None:
+        raise PermissionDenied("not now")
+
+    with pytest.raises(PermissionDenied):
+        job(1)
+    entry = last_refusal()
+    assert (entry.actor, entry.detail["reason"], entry.detail["task"]) == ("system", "task", "job")
