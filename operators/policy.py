@@ -46,6 +46,21 @@ Guards, one per kind of entry point
     @system_task                                      Celery tasks: run as SYSTEM, refusals audited
     operators.admin_site.JLISAdminSite / AuditedAdmin the admin (J-LIS staff, recent code for
                                                       every write, every write audited)
+
+Typical use
+    @guard(R.PROVIDER_ADMIN, reauth=True)                       # a provider admin's page
+    def person_edit(request, pk):
+        person = get_or_404(request, Operator.objects.all(), pk=pk)
+
+    class RelayStep(APIView):                                   # the terminal agent
+        authentication_classes = [TerminalAuthentication]
+        permission_classes = [PrincipalPermission.of(Principal.TERMINAL)]
+        ...  check_scope(job.operator, operation="load", terminal=principal_of(request).terminal,
+                         card_ap=job.card_ap, request=request)
+
+    @shared_task
+    @system_task
+    def supervise(job_id): ...                                  # services get actor=SYSTEM
 """
 
 from __future__ import annotations
