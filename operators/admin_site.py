@@ -13,6 +13,7 @@ from django.db.models import Model, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext_lazy as _
 from django_otp.admin import OTPAdminSite
 
@@ -38,9 +39,12 @@ class JLISAdminSite(OTPAdminSite):
         """No second sign-in page: send the browser to the operators' sign-in."""
         if request.user.is_authenticated and not self.has_permission(request):
             raise policy.deny(request, reason="admin")
-        next_url = request.GET.get("next") or reverse("admin:index", current_app=self.name)
+        index = reverse("admin:index", current_app=self.name)
+        next_url = request.GET.get("next") or index
+        if not url_has_allowed_host_and_scheme(next_url, allowed_hosts={request.get_host()}):
+            next_url = index
         if self.has_permission(request):
-            return redirect(next_url if next_url.startswith("/") and not next_url.startswith("//") else "/")
+            return redirect(next_url)
         return redirect(f"{reverse('operators:login')}?next={quote(next_url)}")
 
     def password_change(self, request: HttpRequest, extra_context: Any = None) -> HttpResponse:  # type: ignore[override]

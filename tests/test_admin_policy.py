@@ -231,6 +231,7 @@ def test_admin_login_sends_the_browser_to_the_operators_sign_in(world, client, l
     response = client.get("/admin/login/?next=/admin/")
     assert response.status_code == 302 and response["Location"].startswith("/accounts/login/")
     assert login(world.jlis).get("/admin/login/?next=/admin/cardap/").url == "/admin/cardap/"
+    assert login(world.jlis).get("/admin/login/?next=https://evil.example/").url == "/admin/"
     refused = login(world.city_admin).get("/admin/login/")
     assert refused.status_code == 403
     assert AuditEntry.objects.filter(action="permission.denied", actor="city_admin").exists()
