@@ -17,6 +17,7 @@ The classifier is pure: it needs no card, no database and no framework. Stable c
 
 from __future__ import annotations
 
+import contextlib
 import enum
 from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -24,11 +25,11 @@ from typing import Any
 
 from gpcard import gp
 from gpcard.aid import (
+    AID,
     AREA_SD_AIDS,
     INSTANCE_PREFIX,
     ISD_AID,
     STANDARD_AP_AIDS,
-    AID,
     Area,
 )
 from gpcard.apdu import CommandAPDU, ResponseAPDU
@@ -192,9 +193,7 @@ class ProbeResult:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "steps": [
-                {k: v for k, v in vars(s).items() if v or k in ("step", "status")} for s in self.steps
-            ],
+            "steps": [{k: v for k, v in vars(s).items() if v or k in ("step", "status")} for s in self.steps],
             "facts": self.facts,
         }
 
@@ -225,7 +224,9 @@ class _Recorder:
     def not_reported(self, step: str) -> None:
         self._by_name[step].status = NOT_REPORTED
 
-    def fail(self, step: str, finding: str, *, command: str = "", sw: int | None = None, **detail: Any) -> _Stop:
+    def fail(
+        self, step: str, finding: str, *, command: str = "", sw: int | None = None, **detail: Any
+    ) -> _Stop:
         s = self._by_name[step]
         s.status, s.finding, s.command, s.detail = FAILED, finding, command, detail
         s.sw = f"{sw:04X}" if sw is not None else ""
@@ -265,15 +266,21 @@ Probe = Generator[Batch, list[bytes], dict[str, Any]]
 
 
 def _exchange(
-    rec: _Recorder, step: str, commands: Sequence[CommandAPDU | bytes], label: str, names: Sequence[str]
+    rec: _Recorder,
+    step: str,
+    commands: Sequence[CommandAPDU | bytes],
+    label: str,
+    names: Sequence[str],
+    steps: Sequence[str] = (),
 ) -> Generator[Batch, list[bytes], list[ResponseAPDU]]:
     """Send one batch; the card stopping mid-batch (fewer answers, the last not a stop) fails
-    ``step`` as communication lost."""
+    the step of the unanswered command (``steps[i]``, else ``step``) as communication lost."""
     raw_commands = tuple(c.encode() if isinstance(c, CommandAPDU) else c for c in commands)
     raw = yield Batch(raw_commands, label)
     responses = [ResponseAPDU.parse(r) for r in raw]
     if len(responses) < len(raw_commands) and (not responses or agent_continues(responses[-1].sw)):
         lost_at = names[len(responses)]
+        step = steps[len(responses)] if steps else step
         raise rec.fail(step, "card-lost", command=lost_at, answered=len(responses), sent=len(raw_commands))
     return responses
 
@@ -337,10 +344,8 @@ def probe(
     ``card_aps``, when given, is asked once the card's CIN is known which card APs to expect
     (it replaces the plan's ``expected`` and ``known``)."""
     rec = _Recorder(plan)
-    try:
+    with contextlib.suppress(_Stop):
         yield from _probe(plan, rec, keys, host_challenge, card_aps)
-    except _Stop:
-        pass
     return rec.result.to_dict()
 
 
@@ -387,7 +392,7 @@ def _probe(
     sds = [AREA_SD_AIDS[a] for a in plan.areas]
     names = [f"area_sd:{a.name.lower()}" for a in plan.areas]
     answers = yield from _exchange(
-        rec, names[0], [gp.select(sd) for sd in sds], "diagnose: area SDs", ["SELECT"] * len(sds)
+        rec, names[0], [gp.select(sd) for sd in sds], "diagnose: area SDs", ["SELECT"] * len(sds), names
     )
     for name, r in zip(names, answers, strict=False):
         if r.sw == SW_LOCKED:

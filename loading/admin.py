@@ -21,7 +21,7 @@ class DiagnosisAdmin(JLISAdminMixin, admin.ModelAdmin):
     list_display = ["reference", "provider", "terminal", "fault_class", "state", "card_id", "created_at"]
     list_filter = ["fault_class", "state", "source", "provider"]
     search_fields = ["reference", "card_id", "job_reference", "incident_key"]
-    fields = [
+    FIELDS = (
         "reference",
         "provider",
         "terminal",
@@ -38,8 +38,9 @@ class DiagnosisAdmin(JLISAdminMixin, admin.ModelAdmin):
         "conversation_steps",
         "created_at",
         "finished_at",
-    ]
-    readonly_fields = fields
+    )
+    fields = FIELDS
+    readonly_fields = FIELDS
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
@@ -88,4 +89,6 @@ class DiagnosisAdmin(JLISAdminMixin, admin.ModelAdmin):
         if conv is None:
             return ""
         labels = [f"{e['label']} ({e['sent']} → {len(e['responses'])})" for e in conv.transcript]
-        return format_html("<code>{}</code> {} {}", conv.id, conv.get_state_display(), json.dumps(labels, ensure_ascii=False))
+        return format_html(
+            "<code>{}</code> {} {}", conv.id, conv.get_state_display(), json.dumps(labels, ensure_ascii=False)
+        )

@@ -63,7 +63,9 @@ ADVICE: dict[FaultClass, Advice] = {
     ),
     FaultClass.NOT_MY_NUMBER_CARD: Advice(
         _("マイナンバーカードではありません"),
-        _("リーダのカードはマイナンバーカードとして応答しません。別のカードが置かれていないか確認してください。"),
+        _(
+            "リーダのカードはマイナンバーカードとして応答しません。別のカードが置かれていないか確認してください。"
+        ),
         (A.REINSERT, A.CONTACT_JLIS),
     ),
     FaultClass.CARD_LOCKED: Advice(
@@ -103,12 +105,16 @@ ADVICE: dict[FaultClass, Advice] = {
     ),
     FaultClass.COMMUNICATION_LOST: Advice(
         _("カードとの通信が途中で切れました"),
-        _("コマンドの途中でカードが応答しなくなりました（カードが動いた・抜けた、電源が切れた等）。カードの内容は処理前の状態のままです。"),
+        _(
+            "コマンドの途中でカードが応答しなくなりました（カードが動いた・抜けた、電源が切れた等）。カードの内容は処理前の状態のままです。"
+        ),
         (A.REINSERT, A.RETRY, A.RECONCILE),
     ),
     FaultClass.SERVER_REFUSED: Advice(
         _("サーバの規則により操作できません"),
-        _("操作権限、サービス時間、計画保守、本人同意、または領域の規則により、操作を受け付けませんでした。カードには問題ありません。"),
+        _(
+            "操作権限、サービス時間、計画保守、本人同意、または領域の規則により、操作を受け付けませんでした。カードには問題ありません。"
+        ),
         (A.CHECK_RULES,),
     ),
     FaultClass.NO_FAULT: Advice(

@@ -24,6 +24,7 @@ from django.utils.translation import gettext as _
 
 from cardap.models import Provider
 from cardap.service_calendar import JST, ServiceClosed, check_can_start_job, notify_failure
+from gpcard.aid import Area
 from gpcard.diagnosis import (
     FAILED,
     PASSED,
@@ -91,7 +92,7 @@ def start_diagnosis(
     check_can_start_job()
     plan = ProbePlan(
         presence=Presence.from_dict(presence),
-        need_free={k: int(v) for k, v in (need_free or {}).items()},  # type: ignore[misc]
+        need_free={Area[k.upper()]: int(v) for k, v in (need_free or {}).items()},
     )
     params = plan.to_params() | {"provider_id": terminal.provider_id}
     with transaction.atomic():
@@ -227,7 +228,10 @@ def _report_if_systemic(diag: Diagnosis) -> None:
         if len(cards) >= KEYS_REJECTED_CARDS:
             key = f"keys-rejected-batch:{batch}:{day}"
             summary = _("同じ製造ロット（%(batch)s）の複数のカードで鍵の認証に失敗") % {"batch": batch}
-            detail = _("%(n)d 枚のカードで相互認証に失敗しました。鍵の登録またはカードの製造に問題がある可能性があります。受付番号: %(ref)s") % {
+            detail = _(
+                "%(n)d 枚のカードで相互認証に失敗しました。"
+                "鍵の登録またはカードの製造に問題がある可能性があります。受付番号: %(ref)s"
+            ) % {
                 "n": len(cards),
                 "ref": diag.reference,
             }
@@ -240,7 +244,10 @@ def _report_if_systemic(diag: Diagnosis) -> None:
         ):
             key = f"terminal-failures:{diag.terminal_id}:{day}"
             summary = _("端末「%(t)s」の操作が続けて失敗") % {"t": diag.terminal.name}
-            detail = _("端末「%(t)s」で %(n)d 件続けて、異なるカードで障害となりました。端末・リーダ・通信の問題の可能性があります。受付番号: %(refs)s") % {
+            detail = _(
+                "端末「%(t)s」で %(n)d 件続けて、異なるカードで障害となりました。"
+                "端末・リーダ・通信の問題の可能性があります。受付番号: %(refs)s"
+            ) % {
                 "t": diag.terminal.name,
                 "n": len(last),
                 "refs": ", ".join(d.reference for d in last),

@@ -29,9 +29,8 @@ class StartForm(forms.Form):
 
     def __init__(self, *args: object, provider_id: int | None, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
-        self.fields["terminal"].queryset = Terminal.objects.filter(  # type: ignore[attr-defined]
-            provider_id=provider_id, is_active=True
-        )
+        terminals = Terminal.objects.filter(provider_id=provider_id or 0, is_active=True)
+        self.fields["terminal"].queryset = terminals  # type: ignore[attr-defined]
 
 
 @login_required
@@ -51,7 +50,9 @@ def start(request: HttpRequest) -> HttpResponse:
         except ServiceClosed as exc:
             form.add_error(None, exc.message)
         except TerminalBusy:
-            form.add_error("terminal", _("この端末では別のカード操作が実行中です。終わってから診断してください。"))
+            form.add_error(
+                "terminal", _("この端末では別のカード操作が実行中です。終わってから診断してください。")
+            )
         else:
             return redirect("loading:diagnosis-detail", reference=diag.reference)
     return render(request, "loading/diagnosis_start.html", {"form": form}, status=400 if form.errors else 200)

@@ -140,7 +140,10 @@ class Diagnosis(models.Model):
 
     reference = models.CharField(_("受付番号"), max_length=20, unique=True, editable=False)
     provider = models.ForeignKey(
-        "cardap.Provider", on_delete=models.PROTECT, related_name="diagnoses", verbose_name=_("サービス提供者")
+        "cardap.Provider",
+        on_delete=models.PROTECT,
+        related_name="diagnoses",
+        verbose_name=_("サービス提供者"),
     )
     terminal = models.ForeignKey(
         "operators.Terminal", on_delete=models.PROTECT, related_name="diagnoses", verbose_name=_("端末")
