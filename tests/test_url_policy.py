@@ -4,6 +4,8 @@ nothing anywhere, and whatever a POST changes leaves an audit entry."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from django.urls import URLPattern, URLResolver, get_resolver
 
@@ -67,7 +69,8 @@ def concrete(route: str, objects: dict[str, int]) -> str:
         path = path.replace(f"{marker}<int:pk>", f"{marker}{pk}").replace(
             f"{marker}<int:key_id>", f"{marker}{pk}"
         )
-    return path.replace("<str:name>", "template.yaml")
+    path = path.replace("<str:name>", "template.yaml")
+    return re.sub(r"<str:[a-z_]+>", "D-20270101-0001", path)
 
 
 def posts(objects, *, objects_only: bool = False):
