@@ -66,7 +66,9 @@ def city_aps(world) -> dict[str, CardAP]:
         "C": approve(world, world.city, admin, "図書館カード", type="C"),
         "A": approve(world, world.city, admin, "職員ゲート", type="A"),
         "D": approve(world, world.city, admin, "健診記録", type="D", file_size=600),
-        "X": approve(world, world.city, admin, "独自AP", type="custom", input_format="yaml", input_file=TEMPLATE),
+        "X": approve(
+            world, world.city, admin, "独自AP", type="custom", input_format="yaml", input_file=TEMPLATE
+        ),
         "E": approve(world, world.city, admin, "搭載途中", type="C"),
     }
 

@@ -52,8 +52,9 @@ def test_reads_every_type(loaded_card, city_package):
 def test_list_shows_only_the_package_aps_on_the_card(world, loaded_card):
     missing = approve(world, world.city, world.city_admin, "未搭載", type="C")
     aps = [*loaded_card.aps.values(), missing]
-    package = open_package(export(world, world.city, world.city_admin, aps, passphrase=PASSPHRASE),
-                           passphrase=PASSPHRASE)
+    package = open_package(
+        export(world, world.city, world.city_admin, aps, passphrase=PASSPHRASE), passphrase=PASSPHRASE
+    )
     card, reader = reader_for(loaded_card, package)
     with card:
         present = {p.access.aid: p.state for p in reader.present()}
@@ -173,8 +174,13 @@ def test_pin_and_key_never_logged(loaded_card, city_package, caplog):
         with pytest.raises(errors.WrongPinError) as wrong:
             reader.read(ap.aid, "98765")
     assert "VERIFY" in caplog.text  # the steps are logged…
-    for secret in (HOLDER_PIN, "98765", ap.key.hex(), ap.key.hex().upper(), city_package.get(
-            loaded_card.aps["D"].aid).system_pin):
+    for secret in (
+        HOLDER_PIN,
+        "98765",
+        ap.key.hex(),
+        ap.key.hex().upper(),
+        city_package.get(loaded_card.aps["D"].aid).system_pin,
+    ):
         assert secret not in caplog.text  # …never the PIN or key
         assert secret not in str(wrong.value)
     assert HOLDER_PIN not in repr(ap) and ap.key.hex() not in repr(ap)
