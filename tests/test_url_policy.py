@@ -27,6 +27,7 @@ REAUTH_PROMISED = {
     "operators:person_scopes",
     "operators:terminal_credential",
     "operators:backup_codes",
+    "cardap:access-keys",  # exporting card AP access keys
 }
 # What a form would send, so that the walk reaches the write and not only the form errors.
 DATA = {
