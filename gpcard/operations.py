@@ -219,7 +219,15 @@ def _check_opening(opened: _Opened, k: int, raw: bytes, label: str) -> None:
         code = "sd-locked" if sw == 0x6283 else ("wrong-keys" if k == 2 else "card-refused")
         raise ReadFailed(code, f"{label}: {name} SW {sw:04X}", sw)
     if k == 1 and raw[:-2] != opened.predicted:
-        raise ReadFailed("card-changed", f"{label}: the card is not the one read before")
+        probe = SCP03Session(
+            opened.scp.keys, security_level=SECURITY_LEVEL, host_challenge=opened.scp.host_challenge
+        )
+        try:
+            probe.authenticate(raw[:-2])
+        except SCP03Error:
+            raise ReadFailed("card-changed", f"{label}: the card is not the one read before") from None
+        # Our keys open it: the same card, but its SD was addressed elsewhere since our read.
+        raise ReadFailed("card-used-elsewhere", f"{label}: the card was used since it was read")
     if k == 2:
         opened.scp.unwrap(ResponseAPDU.parse(raw))  # EXTERNAL AUTHENTICATE: no R-MAC
 

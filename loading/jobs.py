@@ -40,6 +40,9 @@ PERSONALISED = 0x0F
 ERROR_MESSAGES = {
     "card-lost": _lazy("カードとの通信が途切れました（カードが抜かれた・電源断など）。"),
     "card-changed": _lazy("読み取ったカードと別のカードがかざされています。"),
+    "card-used-elsewhere": _lazy(
+        "読み取った後にカードが別の端末で使われました。カードは変更されていません。"
+    ),
     "card-refused": _lazy("カードが命令を拒否しました。"),
     "sd-locked": _lazy("カードまたは領域がロックされています。"),
     "wrong-keys": _lazy("カードの鍵が一致しません。"),
@@ -175,9 +178,9 @@ def reconcile(job: Job, content: CardContent) -> list[dict[str, Any]]:
             repairs.append(_repair(job, ap, aid, row))
     for aid, lc in on_card.items():
         if aid not in known and lc != PERSONALISED:
-            ap = CardAP.objects.filter(aid=aid).first()
+            stray = CardAP.objects.filter(aid=aid).first()
             corrections.append({"aid": aid, "from": f"{lc:02X}", "to": "repair"})
-            repairs.append(_repair(job, ap, aid, None))
+            repairs.append(_repair(job, stray, aid, None))
     if corrections:
         job.add_steps(
             [

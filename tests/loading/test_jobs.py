@@ -154,3 +154,205 @@ def test_a_double_submission_makes_one_job(world, s):
     two = services.start_load(**kw)
     assert one.pk == two.pk and Job.objects.filter(kind="load").count() == 1
     assert JobItem.objects.filter(job=one).count() == 1
+
+
+def _terminal(world, provider, admin, name="窓口2"):
+    from operators.models import Terminal
+
+    return Terminal.objects.create(provider=provider, name=name, location="別館", administrator=admin)
+
+
+@pytest.mark.django_db
+def test_an_interrupted_load_is_settled_by_the_next_read(world, s):
+    from loading import engine
+
+    card = VirtualCard.create()
+    agent = Agent(s.terminal, card)
+    first = read(world, s, agent)
+    job = services.start_load(
+        operator=world.city_operator,
+        terminal=s.terminal,
+        read_job=first,
+        items=[services.LoadItem(s.c)],
+        consent=True,
+        request_key=next(keys),
+    )
+    # the agent runs the job's read, gets the change script, runs it, and goes silent before posting
+    conv = job.conversation
+    step = engine.next_script(str(conv.id))
+    step = engine.submit_responses(
+        conversation_id=str(conv.id), terminal_id=s.terminal.pk, seq=0, body=agent.run_script(step.body)
+    )
+    if isinstance(step, engine.Script):
+        step = engine.submit_responses(
+            conversation_id=str(conv.id),
+            terminal_id=s.terminal.pk,
+            seq=step.seq,
+            body=agent.run_script(step.body),
+        )
+    job.refresh_from_db()
+    assert job.state == Job.State.CHANGING
+    change = engine.next_script(str(job.conversation_id))
+    agent.run_script(change.body)  # the card is changed, the answer never arrives
+    assert engine.interrupt(str(job.conversation_id), "agent-silent")
+    job.refresh_from_db()
+    assert job.state == Job.State.INTERRUPTED and job.error_code == "agent-silent" and job.error_message
+    row = CardAPInstallation.objects.get(card_ap=s.c)
+    assert row.state == CardAPInstallation.State.INSTALLING  # the intent, recorded before the script
+    again = read(world, s, agent)
+    assert again.state == Job.State.SUCCEEDED
+    row.refresh_from_db()
+    assert row.state == CardAPInstallation.State.PERSONALISED  # the card says it was completed
+    assert AuditEntry.objects.filter(action="installation.reconciled").count() == 1
+
+
+@pytest.mark.django_db
+def test_two_terminals_presenting_the_same_card(world, s):
+    """The second read of a card another terminal is working on is refused; nothing is lost."""
+    from loading import engine
+
+    card = VirtualCard.create()
+    other = _terminal(world, world.city, world.city_admin)
+    one, two = Agent(s.terminal, card), Agent(other, card)
+    first = read(world, s, one)
+    job = services.start_load(
+        operator=world.city_operator,
+        terminal=s.terminal,
+        read_job=first,
+        items=[services.LoadItem(s.c)],
+        consent=True,
+        request_key=next(keys),
+    )
+    conv = job.conversation
+    step = engine.next_script(str(conv.id))
+    step = engine.submit_responses(
+        conversation_id=str(conv.id), terminal_id=s.terminal.pk, seq=0, body=one.run_script(step.body)
+    )
+    while isinstance(step, engine.Script):
+        step = engine.submit_responses(
+            conversation_id=str(conv.id),
+            terminal_id=s.terminal.pk,
+            seq=step.seq,
+            body=one.run_script(step.body),
+        )
+    job.refresh_from_db()
+    assert job.state == Job.State.CHANGING and job.card_id
+    second = two.run(
+        services.start_read(operator=world.city_operator, terminal=other, request_key=next(keys))
+    )
+    assert second.state == Job.State.REFUSED and second.error_code == "card_busy"
+    # the second reader moved the card's session counters: the first job's change script is
+    # caught at its INITIALIZE UPDATE, before any command that changes the card
+    ended = one.run(job)
+    assert ended.state == Job.State.FAILED and ended.error_code == "card-used-elsewhere"
+    assert card.info()["instances"] == {}
+    assert CardAPInstallation.objects.get(card_ap=s.c).state == CardAPInstallation.State.DELETED
+    retry, _ = load(world, s, one, [services.LoadItem(s.c)])
+    assert retry.state == Job.State.SUCCEEDED
+    assert card.info()["instances"] == {s.c.aid: "0F"}
+
+
+@pytest.mark.django_db
+def test_rules_refuse_before_the_card_is_touched(world, s):
+    from operators.models import OperatorScope
+
+    card = VirtualCard.create()
+    agent = Agent(s.terminal, card)
+    first = read(world, s, agent)
+    base = dict(operator=world.city_operator, terminal=s.terminal, read_job=first, consent=True)
+
+    def refused(**kw):
+        with pytest.raises(services.JobRefused) as exc:
+            services.start_load(**{**base, "request_key": next(keys), **kw})
+        assert exc.value.message and exc.value.hint
+        return exc.value.code
+
+    assert refused(items=[services.LoadItem(s.c)], consent=False) == "consent_missing"
+    assert refused(items=[services.LoadItem(s.a, pin="1234")]) == "resident_not_confirmed"
+    assert refused(items=[services.LoadItem(s.a, pin="12")], resident_confirmed=True) == "pin"
+    assert refused(items=[services.LoadItem(s.c, user_number="123456789018")]) == "user_number"
+    # another provider's AP: neither owner nor co-provider
+    from tests.loading.jobs_support import approve
+
+    shop_ap = approve(world.shop, world.shop_admin, world.jlis, type="C", area="extended", name="店C")
+    assert refused(items=[services.LoadItem(shop_ap)]) in ("scope", "not_loadable")
+    # another provider's operator at this terminal
+    with pytest.raises(services.JobRefused) as exc:
+        services.start_read(operator=world.shop_operator, terminal=s.terminal, request_key=next(keys))
+    assert exc.value.code == "scope"
+    # no scope for delete on this terminal
+    OperatorScope.objects.filter(operator=world.city_operator, operation="delete").delete()
+    with pytest.raises(services.JobRefused) as exc:
+        services.start_delete(**{**base, "card_aps": [s.c], "request_key": next(keys)})
+    assert exc.value.code == "scope"
+    assert Job.objects.filter(kind__in=["load", "delete"]).count() == 0
+    assert card.info()["instances"] == {}
+
+
+@pytest.mark.django_db
+def test_one_job_at_a_time_per_terminal(world, s):
+    services.start_read(operator=world.city_operator, terminal=s.terminal, request_key=next(keys))
+    with pytest.raises(services.JobRefused) as exc:
+        services.start_read(operator=world.city_operator, terminal=s.terminal, request_key=next(keys))
+    assert exc.value.code == "terminal_busy"
+
+
+@pytest.mark.django_db
+def test_local_area_holds_one_municipalitys_aps(world, s):
+    from cardap.models import Provider
+    from operators.models import Operation, OperatorScope
+    from tests.conftest import make_operator
+
+    card = VirtualCard.create()
+    agent = Agent(s.terminal, card)
+    assert (
+        load(world, s, agent, [services.LoadItem(s.a, pin="1234")], resident_confirmed=True)[0].state
+        == "succeeded"
+    )
+    town = Provider.objects.create(name="隣町", kind="municipality", local_gov_code="131024", status="live")
+    town_admin = make_operator("town_admin", "provider_admin", town)
+    town_op = make_operator("town_op", "operator", town)
+    for op in Operation.values:
+        OperatorScope.objects.create(operator=town_op, operation=op, all_terminals=True, all_card_aps=True)
+    from tests.loading.jobs_support import approve
+
+    town_ap = approve(town, town_admin, world.jlis, type="C", area="local", name="町C")
+    t2 = _terminal(world, town, town_admin, "町窓口")
+    agent2 = Agent(t2, card)
+    first = agent2.run(services.start_read(operator=town_op, terminal=t2, request_key=next(keys)))
+    with pytest.raises(services.JobRefused) as exc:
+        services.start_load(
+            operator=town_op,
+            terminal=t2,
+            read_job=first,
+            items=[services.LoadItem(town_ap)],
+            consent=True,
+            resident_confirmed=True,
+            request_key=next(keys),
+        )
+    assert exc.value.code == "local_area_other_municipality"
+    # move-in by the new municipality empties the local area; then it loads
+    mj = agent2.run(
+        services.start_move_in(
+            operator=town_op,
+            terminal=t2,
+            read_job=first,
+            consent=True,
+            resident_confirmed=True,
+            request_key=next(keys),
+        )
+    )
+    assert mj.state == "succeeded"
+    first = agent2.run(services.start_read(operator=town_op, terminal=t2, request_key=next(keys)))
+    lj = agent2.run(
+        services.start_load(
+            operator=town_op,
+            terminal=t2,
+            read_job=first,
+            items=[services.LoadItem(town_ap)],
+            consent=True,
+            resident_confirmed=True,
+            request_key=next(keys),
+        )
+    )
+    assert lj.state == "succeeded" and card.info()["instances"] == {town_ap.aid: "0F"}
