@@ -3,6 +3,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView
 
 from config import views
+from loading.api import InstallationsView
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -14,6 +15,7 @@ urlpatterns = [
     path("registry/", include("cardap.registry_urls")),
     path("jobs/", include("loading.urls")),
     path("api/v1/card-aps/", include("cardap.api_urls")),
+    path("api/v1/installations/", InstallationsView.as_view(), name="api-installations"),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularRedocView.as_view(url_name="api-schema"), name="api-docs"),
 ]
