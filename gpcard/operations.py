@@ -12,6 +12,7 @@ Round trips (one batch = one agent round trip):
   EXTERNAL AUTHENTICATE; for the local area the host *predicts* the INITIALIZE UPDATE answer (the
   card challenge is pseudo-random, i = 70: a function of the key, the counter and the SD AID), so
   INITIALIZE UPDATE, EXTERNAL AUTHENTICATE and GET STATUS travel in one script.
+  With ``listing=False`` (a change job right after the operator's read): trip 1 only.
 - :func:`change_card`: 1 trip for any mix of installs, loads (custom, multi-block) and deletes in
   both areas, opened by predicted INITIALIZE UPDATEs from the read's sequence counters; a further
   trip only to run commands placed after a tolerated status word (a DELETE of a load file that may
@@ -235,8 +236,12 @@ def _check_opening(opened: _Opened, k: int, raw: bytes, label: str) -> None:
 # --- the read -------------------------------------------------------------------------------------
 
 
-def read_card(*, keys: KeysFor, challenge: Challenge) -> Generator[Batch, list[bytes], CardContent]:
-    """Identity, both areas' resources and content (see the module docstring for round trips)."""
+def read_card(
+    *, keys: KeysFor, challenge: Challenge, listing: bool = True
+) -> Generator[Batch, list[bytes], CardContent]:
+    """Identity, both areas' resources and content (see the module docstring for round trips).
+    ``listing=False`` stops after trip 1 (identity, resources, sequence counters, keys proved):
+    what a change needs when the operator has just read the card's content."""
     sds = {name: AREA_SD_AIDS[AREA_NAMES[name]] for name in READ_ORDER}
     first: list[CommandAPDU] = [gp.select(ISD_AID), gp.get_data(gp.TAG_IIN), gp.get_data(gp.TAG_CIN)]
     for n, name in enumerate(READ_ORDER):
@@ -284,7 +289,7 @@ def read_card(*, keys: KeysFor, challenge: Challenge) -> Generator[Batch, list[b
             iu_prefix=raw[base + 2][:13].hex(),
         )
     # Trip 2: GET STATUS through every non-empty area SD. Further trips only for 6310 pages.
-    pending = [name for name in reversed(READ_ORDER) if areas[name].applications > 0]
+    pending = [name for name in reversed(READ_ORDER) if areas[name].applications > 0 and listing]
     next_challenge = len(READ_ORDER)
     paging = ""  # the area whose open channel holds more GET STATUS pages
     first_trip = True

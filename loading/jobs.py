@@ -385,7 +385,15 @@ def advance(job: Job, conv: CardConversation) -> None:
                 str(_("読み取ったカードと別のカードがかざされています。読み取りからやり直してください。")),
             )
             return
-        repairs = reconcile(job, content)
+        if job.kind == Job.Kind.READ:
+            repairs = reconcile(job, content)
+        else:
+            # The listing comes from the read the operator chose from; the card's own checks
+            # (AID in use, 6A84, a moved session counter) catch anything that changed since.
+            preview = CardContent.from_json(job.request["preview"])
+            for name, area in content.areas.items():
+                area.instances = dict(preview.areas[name].instances)
+            repairs = []
         actions: list[dict[str, Any]] = []
         if job.kind != Job.Kind.READ:
             try:

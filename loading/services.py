@@ -108,7 +108,10 @@ def _create(
             job.save(force_insert=True)
             for ap, action in items:
                 JobItem.objects.create(job=job, card_ap=ap, aid=ap.aid or "", action=action)
-            conv = engine.start_conversation(terminal_id=terminal.pk, program_name="card-read", params={})
+            # A change job right after the operator's read needs no new listing: identity,
+            # resources and session counters (1 round trip), then the change script (1 more).
+            params = {"listing": kind == Job.Kind.READ}
+            conv = engine.start_conversation(terminal_id=terminal.pk, program_name="card-read", params=params)
             job.attach(conv, changing=False)
             job.save(update_fields=["conversation", "state"])
     except (IntegrityError, engine.TerminalBusy):
@@ -251,7 +254,7 @@ def start_load(
         kind=Job.Kind.LOAD,
         request_key=request_key,
         expected_card=content.cin,
-        request_data={"user_numbers": numbers, "key_versions": key_versions},
+        request_data={"user_numbers": numbers, "key_versions": key_versions, "preview": content.to_json()},
         consent_aps=aps,
         resident_confirmed=resident_confirmed,
         secrets_=secrets_,
@@ -287,6 +290,7 @@ def start_delete(
         kind=Job.Kind.DELETE,
         request_key=request_key,
         expected_card=content.cin,
+        request_data={"preview": content.to_json()},
         consent_aps=card_aps,
         http_request=request,
         items=[(ap, JobItem.Action.DELETE) for ap in card_aps],
@@ -326,6 +330,7 @@ def start_move_in(
         kind=Job.Kind.MOVE_IN,
         request_key=request_key,
         expected_card=content.cin,
+        request_data={"preview": content.to_json()},
         consent_aps=list(local),
         resident_confirmed=True,
         http_request=request,

@@ -16,7 +16,9 @@ from loading.engine import Context, program
 
 @program("card-read")
 def card_read(ctx: Context) -> Conversation:
-    content = yield from operations.read_card(keys=cardkeys.card_keys, challenge=ctx.host_challenge)
+    content = yield from operations.read_card(
+        keys=cardkeys.card_keys, challenge=ctx.host_challenge, listing=bool(ctx.params.get("listing", True))
+    )
     return content.to_json()
 
 

@@ -29,6 +29,17 @@ DEMO_MASTERS = {
     EXTENDED_AREA_SD_AID: "20112233445566778899AABBCCDDEE02",
 }
 TEMPLATE = (Path(__file__).resolve().parents[2] / "cardap" / "custom_ap" / "template.yaml").read_text()
+# The template with twelve more files: a description (= load file data block) of several LOAD blocks.
+MORE_FILES = "".join(
+    f"""  - fid: "{fid:04X}"
+    structure: binary
+    size: 16
+    read: free
+    update: personalisation
+"""
+    for fid in range(0x10, 0x1C)
+)
+MULTI_BLOCK = TEMPLATE.replace("    update: pin+mutual\n", "    update: pin+mutual\n" + MORE_FILES, 1)
 
 
 def open_all_day(settings) -> None:
@@ -79,7 +90,7 @@ def setup(world) -> Setup:
         area="extended",
         name="独自X",
         input_format="yaml",
-        input_file=TEMPLATE,
+        input_file=MULTI_BLOCK,
     )
     return Setup(terminal, a, c, d, x)
 
