@@ -21,7 +21,7 @@ from django.db import transaction
 from django.dispatch import receiver
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy as _lazy
+from django.utils.translation import gettext_lazy
 
 from cardap.keystore import get_keystore
 from cardap.models import CardAP, CardAPInstallation
@@ -38,19 +38,19 @@ I = CardAPInstallation.State  # noqa: E741 - short alias for the states
 PERSONALISED = 0x0F
 
 ERROR_MESSAGES = {
-    "card-lost": _lazy("カードとの通信が途切れました（カードが抜かれた・電源断など）。"),
-    "card-changed": _lazy("読み取ったカードと別のカードがかざされています。"),
-    "card-used-elsewhere": _lazy(
+    "card-lost": gettext_lazy("カードとの通信が途切れました（カードが抜かれた・電源断など）。"),
+    "card-changed": gettext_lazy("読み取ったカードと別のカードがかざされています。"),
+    "card-used-elsewhere": gettext_lazy(
         "読み取った後にカードが別の端末で使われました。カードは変更されていません。"
     ),
-    "card-refused": _lazy("カードが命令を拒否しました。"),
-    "sd-locked": _lazy("カードまたは領域がロックされています。"),
-    "wrong-keys": _lazy("カードの鍵が一致しません。"),
-    "not-my-number-card": _lazy("マイナンバーカードとして認識できません。"),
-    "agent-silent": _lazy("端末のエージェントから応答がありません。"),
-    "internal-error": _lazy("システム内部のエラーです。"),
+    "card-refused": gettext_lazy("カードが命令を拒否しました。"),
+    "sd-locked": gettext_lazy("カードまたは領域がロックされています。"),
+    "wrong-keys": gettext_lazy("カードの鍵が一致しません。"),
+    "not-my-number-card": gettext_lazy("マイナンバーカードとして認識できません。"),
+    "agent-silent": gettext_lazy("端末のエージェントから応答がありません。"),
+    "internal-error": gettext_lazy("システム内部のエラーです。"),
 }
-NEXT_STEP = _lazy(
+NEXT_STEP = gettext_lazy(
     "カードをかざし直して「カード読取」を行ってください。読取時にカードとシステムの記録が照合され、中途半端な状態は自動で修復されます。"
 )
 
