@@ -63,7 +63,9 @@ class SlowAgent(Agent):
 def world():  # type: ignore[no-untyped-def]
     from dataclasses import make_dataclass
 
-    city = Provider.objects.create(name="ベンチ市", kind="municipality", local_gov_code="131016", status="live")
+    city = Provider.objects.create(
+        name="ベンチ市", kind="municipality", local_gov_code="131016", status="live"
+    )
     R = Operator.Role
     W = make_dataclass("W", ["city", "city_admin", "city_operator", "jlis"])
     return W(
@@ -89,12 +91,19 @@ def main() -> None:
         ctx = Context("bench", s.terminal.pk, {}, b"s" * 32)
         t0 = time.perf_counter()
         content, _trips = run_in_process(
-            operations.read_card(keys=cardkeys.card_keys, challenge=ctx.host_challenge, listing=False), card.transmit
+            operations.read_card(keys=cardkeys.card_keys, challenge=ctx.host_challenge, listing=False),
+            card.transmit,
         )
-        ctx.params = {"actions": [{"ref": "1", "op": "install", "card_ap": s.c.pk, "user_number": "1234567890123456"}]}
+        ctx.params = {
+            "actions": [{"ref": "1", "op": "install", "card_ap": s.c.pk, "user_number": "1234567890123456"}]
+        }
         run_in_process(
-            operations.change_card(content=content, actions=build_actions(ctx), keys=cardkeys.card_keys,
-                                   challenge=ctx.host_challenge),
+            operations.change_card(
+                content=content,
+                actions=build_actions(ctx),
+                keys=cardkeys.card_keys,
+                challenge=ctx.host_challenge,
+            ),
             card.transmit,
         )
         results["in-process"].append(time.perf_counter() - t0)
@@ -102,11 +111,19 @@ def main() -> None:
             card = VirtualCard.create()
             agent = SlowAgent(s.terminal, card, delay)
             agent.delay = 0.0
-            read = agent.run(services.start_read(operator=w.city_operator, terminal=s.terminal, request_key=f"b{next(n)}"))
+            read = agent.run(
+                services.start_read(operator=w.city_operator, terminal=s.terminal, request_key=f"b{next(n)}")
+            )
             agent.delay = delay
             t0 = time.perf_counter()
-            job = services.start_load(operator=w.city_operator, terminal=s.terminal, read_job=read,
-                                      items=[services.LoadItem(s.c)], consent=True, request_key=f"b{next(n)}")
+            job = services.start_load(
+                operator=w.city_operator,
+                terminal=s.terminal,
+                read_job=read,
+                items=[services.LoadItem(s.c)],
+                consent=True,
+                request_key=f"b{next(n)}",
+            )
             job = agent.run(job)
             results[label].append(time.perf_counter() - t0)
             assert job.state == "succeeded", job.error_code
