@@ -14,6 +14,7 @@ urlpatterns = [
     path("", include("revocation.urls")),
     path("registry/", include("cardap.registry_urls")),
     path("jobs/", include("loading.urls")),
+    path("diagnosis/", include("loading.diagnosis_urls")),
     path("api/v1/card-aps/", include("cardap.api_urls")),
     path("api/v1/installations/", InstallationsView.as_view(), name="api-installations"),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),

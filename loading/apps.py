@@ -8,3 +8,4 @@ class LoadingConfig(AppConfig):
 
     def ready(self) -> None:
         from loading import jobs  # noqa: F401 - connects the job handlers to the engine's signals
+        from loading import diagnosis  # noqa: F401 - connects the end-of-conversation receiver

@@ -76,11 +76,14 @@ def step_log(conv: CardConversation) -> list[dict[str, str]]:
     with sw "" for the command the card did not answer)."""
     ctx = _LogContext(str(conv.id), conv.terminal_id, conv.params, bytes.fromhex(conv.seed))
     out: list[dict[str, str]] = []
+    target = ""
     try:
         gen = engine.get_program(conv.program)(ctx)
         batch: Batch = next(gen)
         for _digest, responses in conv.exchanges():
             for i, command in enumerate(batch.commands):
+                if command[1] == 0xA4 and len(command) > 5:  # SELECT: what the next commands address
+                    target = _target(command[5 : 5 + command[4]].hex().upper())
                 if i < len(responses):
                     sw = responses[i][-2:].hex().upper()
                 elif i == len(responses) and (
@@ -89,7 +92,14 @@ def step_log(conv: CardConversation) -> list[dict[str, str]]:
                     sw = ""
                 else:
                     break
-                out.append({"step": batch.label, "command": operations.command_name(command), "sw": sw})
+                out.append(
+                    {
+                        "step": batch.label,
+                        "command": operations.command_name(command),
+                        "sw": sw,
+                        "target": target,
+                    }
+                )
                 if not sw:
                     break
             batch = gen.send(responses)
@@ -98,6 +108,13 @@ def step_log(conv: CardConversation) -> list[dict[str, str]]:
     except Exception as exc:  # a program that refused the card's answers ends its log here
         log.debug("step log of %s ends at %s", conv.id, type(exc).__name__)
     return out
+
+
+def _target(aid: str) -> str:
+    """What a SELECT addresses, for fault diagnosis: the card manager, an area SD or an AP."""
+    if aid == "A000000151000000":
+        return "isd"
+    return "sd" if aid.startswith("D3921000310002") else "ap"
 
 
 # --- reconciliation ------------------------------------------------------------------------------

@@ -2,7 +2,7 @@ from django.urls import path
 
 from loading import views
 
-app_name = "loading"
+app_name = "jobs"
 urlpatterns = [
     path("terminals/", views.terminal_list, name="terminals"),
     path("terminals/<int:pk>/", views.terminal_page, name="terminal"),
@@ -14,4 +14,5 @@ urlpatterns = [
     path("export.csv", views.job_csv, name="jobs-csv"),
     path("<uuid:pk>/", views.job_page, name="job"),
     path("<uuid:pk>/status.json", views.job_status, name="job-status"),
+    path("<uuid:pk>/diagnose", views.diagnose, name="job-diagnose"),
 ]

@@ -50,7 +50,7 @@ def _key(request: HttpRequest) -> str:
 
 def _refused(request: HttpRequest, exc: JobRefused, terminal: Terminal) -> HttpResponse:
     messages.error(request, str(exc))
-    return redirect("loading:terminal", pk=terminal.pk)
+    return redirect("jobs:terminal", pk=terminal.pk)
 
 
 @require_GET
@@ -91,7 +91,7 @@ def read_card(request: HttpRequest, pk: int) -> HttpResponse:
         )
     except JobRefused as exc:
         return _refused(request, exc, terminal)
-    return redirect("loading:job", pk=job.pk)
+    return redirect("jobs:job", pk=job.pk)
 
 
 def _chosen(request: HttpRequest, operator: Operator) -> list[CardAP]:
@@ -115,7 +115,7 @@ def load(request: HttpRequest, pk: int) -> HttpResponse:
     read = sel.last_read(terminal, operator)
     if read is None:
         messages.error(request, _("先にカードを読み取ってください。"))
-        return redirect("loading:terminal", pk=terminal.pk)
+        return redirect("jobs:terminal", pk=terminal.pk)
     card = sel.card_view(read, operator.provider_id)
     chosen = _chosen(request, operator)
     if not chosen:
@@ -157,7 +157,7 @@ def load(request: HttpRequest, pk: int) -> HttpResponse:
             except JobRefused as exc:
                 form.add_error(None, str(exc))
             else:
-                return redirect("loading:job", pk=job.pk)
+                return redirect("jobs:job", pk=job.pk)
     return render(
         request,
         "loading/load_confirm.html",
@@ -180,7 +180,7 @@ def delete(request: HttpRequest, pk: int) -> HttpResponse:
     read = sel.last_read(terminal, operator)
     if read is None:
         messages.error(request, _("先にカードを読み取ってください。"))
-        return redirect("loading:terminal", pk=terminal.pk)
+        return redirect("jobs:terminal", pk=terminal.pk)
     card = sel.card_view(read, operator.provider_id)
     error = ""
     if request.method == "POST":
@@ -199,7 +199,7 @@ def delete(request: HttpRequest, pk: int) -> HttpResponse:
         except JobRefused as exc:
             error = str(exc)
         else:
-            return redirect("loading:job", pk=job.pk)
+            return redirect("jobs:job", pk=job.pk)
     return render(
         request,
         "loading/delete.html",
@@ -213,7 +213,7 @@ def move_in(request: HttpRequest, pk: int) -> HttpResponse:
     read = sel.last_read(terminal, operator)
     if read is None:
         messages.error(request, _("先にカードを読み取ってください。"))
-        return redirect("loading:terminal", pk=terminal.pk)
+        return redirect("jobs:terminal", pk=terminal.pk)
     card = sel.card_view(read, operator.provider_id)
     error = ""
     if request.method == "POST":
@@ -230,7 +230,7 @@ def move_in(request: HttpRequest, pk: int) -> HttpResponse:
         except JobRefused as exc:
             error = str(exc)
         else:
-            return redirect("loading:job", pk=job.pk)
+            return redirect("jobs:job", pk=job.pk)
     local = len(card["content"].areas["local"].instances)
     return render(
         request,
@@ -324,3 +324,28 @@ def job_csv(request: HttpRequest) -> HttpResponse:
         )
     record(action="job.history_export", request=request, detail={"rows": len(rows) - 1})
     return _csv_response(rows, "jobs.csv", request.GET.get("encoding", "utf-8"))
+
+
+@require_POST
+def diagnose(request: HttpRequest, pk: str) -> HttpResponse:
+    """Classify a failed job from its own step log (fault diagnosis, R5)."""
+    from loading import diagnosis
+
+    job = _job(request, pk)
+    if job.state not in (Job.State.FAILED, Job.State.INTERRUPTED) or job.provider_id != getattr(
+        request.user, "provider_id", None
+    ):
+        raise Http404
+    try:
+        diag = diagnosis.diagnose_job_log(
+            operator=_operator(request),
+            terminal=job.terminal,
+            job_reference=str(job.pk),
+            job_log=job.steps,
+            error_code=job.error_code,
+            card_id=job.card_id,
+        )
+    except PermissionDenied as exc:
+        messages.error(request, str(exc))
+        return redirect("jobs:job", pk=job.pk)
+    return redirect("loading:diagnosis-detail", reference=diag.reference)

@@ -27,7 +27,7 @@ def _read(world, s, card):
 
 @pytest.mark.django_db
 def test_terminal_page_by_role(world, s):
-    url = reverse("loading:terminal", args=[s.terminal.pk])
+    url = reverse("jobs:terminal", args=[s.terminal.pk])
     assert signed_in(world.city_operator).get(url).status_code == 200
     assert signed_in(world.shop_operator).get(url).status_code == 404  # another provider's terminal
     assert signed_in(world.auditor).get(url).status_code == 404  # auditors do not operate cards
@@ -39,16 +39,16 @@ def test_terminal_page_by_role(world, s):
 def test_read_then_load_from_the_browser(world, s):
     card = VirtualCard.create()
     client = signed_in(world.city_operator)
-    response = client.post(reverse("loading:read", args=[s.terminal.pk]), {"request_key": "k1"})
+    response = client.post(reverse("jobs:read", args=[s.terminal.pk]), {"request_key": "k1"})
     job = Job.objects.get(kind="read")
-    assert response.status_code == 302 and response["Location"] == reverse("loading:job", args=[job.pk])
-    status = client.get(reverse("loading:job-status", args=[job.pk])).json()
+    assert response.status_code == 302 and response["Location"] == reverse("jobs:job", args=[job.pk])
+    status = client.get(reverse("jobs:job-status", args=[job.pk])).json()
     assert status["active"] is True and status["state"] == "reading"
     agent = Agent(s.terminal, card)
     agent.run(job)
-    page = client.get(reverse("loading:terminal", args=[s.terminal.pk])).content.decode()
+    page = client.get(reverse("jobs:terminal", args=[s.terminal.pk])).content.decode()
     assert "<meter" in page and "<script>" not in page
-    url = reverse("loading:load", args=[s.terminal.pk])
+    url = reverse("jobs:load", args=[s.terminal.pk])
     confirm = client.get(url, {"ap": [s.a.pk, s.c.pk]})
     assert confirm.status_code == 200 and "pin2_" in confirm.content.decode()
     data = {
@@ -70,7 +70,7 @@ def test_read_then_load_from_the_browser(world, s):
         client.post(url, data).status_code == 302 and Job.objects.filter(kind="load").count() == 1
     )  # double POST
     agent.run(load)
-    result = client.get(reverse("loading:job", args=[load.pk])).content.decode()
+    result = client.get(reverse("jobs:job", args=[load.pk])).content.decode()
     load.refresh_from_db()
     assert load.state == "succeeded"
     for item in load.result["items"]:
@@ -83,8 +83,8 @@ def test_read_then_load_from_the_browser(world, s):
 @pytest.mark.django_db
 def test_job_views_by_role(world, s):
     _agent, job = _read(world, s, VirtualCard.create())
-    page = reverse("loading:job", args=[job.pk])
-    status = reverse("loading:job-status", args=[job.pk])
+    page = reverse("jobs:job", args=[job.pk])
+    status = reverse("jobs:job-status", args=[job.pk])
     for user, code in [
         (world.city_operator, 200),
         (world.city_admin, 200),
@@ -96,15 +96,15 @@ def test_job_views_by_role(world, s):
         client = signed_in(user)
         assert client.get(page).status_code == code, user
         assert client.get(status).status_code == code, user
-    listing = signed_in(world.shop_admin).get(reverse("loading:jobs")).content.decode()
+    listing = signed_in(world.shop_admin).get(reverse("jobs:jobs")).content.decode()
     assert str(job.pk) not in listing
-    assert str(job.pk) in signed_in(world.auditor).get(reverse("loading:jobs")).content.decode()
+    assert str(job.pk) in signed_in(world.auditor).get(reverse("jobs:jobs")).content.decode()
 
 
 @pytest.mark.django_db
 def test_history_csv_by_role(world, s):
     _read(world, s, VirtualCard.create())
-    url = reverse("loading:jobs-csv")
+    url = reverse("jobs:jobs-csv")
     mine = signed_in(world.city_admin).get(url)
     assert mine.status_code == 200 and "窓口1" in mine.content.decode("utf-8-sig")
     other = signed_in(world.shop_admin).get(url)
@@ -117,12 +117,11 @@ def test_starting_jobs_refused_for_forbidden_roles(world, s):
     for user in (world.shop_operator, world.auditor, world.jlis):
         client = signed_in(user)
         assert (
-            client.post(reverse("loading:read", args=[s.terminal.pk]), {"request_key": "x"}).status_code
-            == 404
+            client.post(reverse("jobs:read", args=[s.terminal.pk]), {"request_key": "x"}).status_code == 404
         )
-        assert client.get(reverse("loading:load", args=[s.terminal.pk])).status_code == 404
-        assert client.post(reverse("loading:move-in", args=[s.terminal.pk])).status_code == 404
-        assert client.post(reverse("loading:delete", args=[s.terminal.pk])).status_code == 404
+        assert client.get(reverse("jobs:load", args=[s.terminal.pk])).status_code == 404
+        assert client.post(reverse("jobs:move-in", args=[s.terminal.pk])).status_code == 404
+        assert client.post(reverse("jobs:delete", args=[s.terminal.pk])).status_code == 404
     assert not Job.objects.exists()
 
 
@@ -141,9 +140,9 @@ def test_delete_and_move_in_screens(world, s):
     )
     agent.run(load)
     client = signed_in(world.city_operator)
-    client.post(reverse("loading:read", args=[s.terminal.pk]), {"request_key": "r2"})
+    client.post(reverse("jobs:read", args=[s.terminal.pk]), {"request_key": "r2"})
     agent.run(Job.objects.filter(kind="read").order_by("-created_at").first())
-    url = reverse("loading:delete", args=[s.terminal.pk])
+    url = reverse("jobs:delete", args=[s.terminal.pk])
     assert s.c.name in client.get(url).content.decode()
     refused = client.post(url, {"ap": [s.c.pk], "request_key": "d1"})  # no consent
     assert refused.status_code == 200 and "同意" in refused.content.decode()
@@ -151,10 +150,38 @@ def test_delete_and_move_in_screens(world, s):
     assert done.status_code == 302
     agent.run(Job.objects.get(kind="delete"))
     assert card.info()["instances"] == {s.a.aid: "0F"}
-    client.post(reverse("loading:read", args=[s.terminal.pk]), {"request_key": "r3"})
+    client.post(reverse("jobs:read", args=[s.terminal.pk]), {"request_key": "r3"})
     agent.run(Job.objects.filter(kind="read").order_by("-created_at").first())
-    url = reverse("loading:move-in", args=[s.terminal.pk])
+    url = reverse("jobs:move-in", args=[s.terminal.pk])
     assert client.get(url).status_code == 200
     assert client.post(url, {"consent": "on", "resident": "on", "request_key": "m1"}).status_code == 302
     agent.run(Job.objects.get(kind="move_in"))
     assert card.info()["instances"] == {}
+
+
+@pytest.mark.django_db
+def test_a_failed_job_goes_to_fault_diagnosis_from_its_step_log(world, s):
+    from loading.models import Diagnosis
+
+    card = VirtualCard.create()
+    agent, read = _read(world, s, card)
+    card.faults.tear_at = 14  # in the change script, after the channel is open
+    job = agent.run(
+        services.start_load(
+            operator=world.city_operator,
+            terminal=s.terminal,
+            read_job=read,
+            items=[services.LoadItem(s.c)],
+            consent=True,
+            request_key="f1",
+        )
+    )
+    assert job.state == "failed" and job.error_code == "card-lost"
+    assert job.steps[-1]["sw"] == "" and {"step", "command", "sw", "target"} <= set(job.steps[-1])
+    url = reverse("jobs:job-diagnose", args=[job.pk])
+    assert signed_in(world.shop_operator).post(url).status_code == 404
+    assert signed_in(world.auditor).post(url).status_code == 404
+    response = signed_in(world.city_operator).post(url)
+    diag = Diagnosis.objects.get(job_reference=str(job.pk))
+    assert response.status_code == 302 and diag.reference in response["Location"]
+    assert diag.job_log == job.steps

@@ -11,7 +11,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('cardap', '0003_registry'),
-        ('loading', '0001_conversations'),
+        ('loading', '0002_diagnosis'),
         ('operators', '0002_scopes_terminals'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
