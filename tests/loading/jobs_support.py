@@ -6,6 +6,7 @@ does (in order, stopping at an unexpected status word or when the card stops ans
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -98,16 +99,19 @@ def setup(world) -> Setup:
 class Agent:
     """Runs a terminal's scripts against a card; counts round trips (scripts run)."""
 
-    def __init__(self, terminal: Terminal, card: VirtualCard) -> None:
+    def __init__(
+        self, terminal: Terminal, card: VirtualCard, transmit: Callable[[bytes], bytes] | None = None
+    ) -> None:
         self.terminal = terminal
         self.card = card
+        self.transmit = transmit or card.transmit  # a PC/SC reader's transmit in tests/pcsc
         self.trips = 0
 
     def run_script(self, body: bytes) -> bytes:
         out: list[bytes] = []
         for command in parse_command_script(body):
             try:
-                response = self.card.transmit(command.encode())
+                response = self.transmit(command.encode())
             except CardUnresponsive:
                 break  # the card went silent: the agent posts what it has
             out.append(response)
