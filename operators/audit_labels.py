@@ -43,6 +43,8 @@ LABELS: dict[str, Promise] = {
     "card_ap.rejected": _("カードAP却下"),
     "card_ap.retired": _("カードAP廃止"),
     "card_ap.key_rotated": _("カードAP鍵の更新"),
+    "card_ap.key_package_exported": _("アクセス鍵パッケージの出力"),
+    "provider.package_key_registered": _("鍵パッケージ受領用公開鍵の登録"),
     "card_ap.share_added": _("共同利用の追加"),
     "card_ap.share_ended": _("共同利用の終了"),
     "preset.created": _("自動搭載セットの作成"),
