@@ -185,3 +185,37 @@ def test_a_failed_job_goes_to_fault_diagnosis_from_its_step_log(world, s):
     diag = Diagnosis.objects.get(job_reference=str(job.pk))
     assert response.status_code == 302 and diag.reference in response["Location"]
     assert diag.job_log == job.steps
+
+
+@pytest.mark.django_db
+def test_job_screens_in_english(world, s, settings):
+    import re
+
+    _agent, read = _read(world, s, VirtualCard.create())
+    client = signed_in(world.city_operator)
+    client.cookies[settings.LANGUAGE_COOKIE_NAME] = "en"
+    pages = [
+        reverse("jobs:terminal", args=[s.terminal.pk]),
+        reverse("jobs:job", args=[read.pk]),
+        reverse("jobs:jobs"),
+        reverse("jobs:load", args=[s.terminal.pk]),
+        reverse("jobs:move-in", args=[s.terminal.pk]),
+    ]
+    # data (names typed in Japanese) and the language switcher's own "日本語" stay
+    names = {
+        s.terminal.name,
+        s.terminal.location,
+        s.a.name,
+        s.c.name,
+        s.d.name,
+        s.x.name,
+        world.city.name,
+        "日本語",
+    }
+    for url in pages:
+        html = client.get(url).content.decode()
+        text = re.sub(r"<[^>]+>", " ", html)
+        for name in names:
+            text = text.replace(name, "")
+        leftover = re.findall(r"[\u3000-\u30ff\u4e00-\u9fff\uff00-\uffef]+", text)
+        assert leftover == [], (url, leftover[:10])
