@@ -211,10 +211,6 @@ class Job(models.Model):
     def is_active(self) -> bool:
         return self.state in self.ACTIVE_STATES
 
-    @property
-    def round_trips(self) -> int:
-        return sum(len(c.transcript) for c in CardConversation.objects.filter(jobs=self))
-
     # --- transitions (callers save) -----------------------------------------------------------
     def attach(self, conversation: CardConversation, *, changing: bool) -> None:
         self.conversation = conversation
