@@ -391,3 +391,48 @@ def test_round_trip_budgets(world, s):
     print(counts)
     assert counts == {"standard load": 2, "custom load": 2, "read": 2, "delete": 2}
     assert card.info()["instances"] == {s.a.aid: "0F"}
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("ran", [5, 6, 8])
+def test_agent_killed_mid_script_then_interrupted_and_repaired(world, s, ran):
+    """The agent dies after running part of the change script (no POST); supervision interrupts
+    the job; the next read deletes the half-installed AP and the records follow the card."""
+    from gpcard.script import parse_command_script
+    from loading import engine
+
+    card = VirtualCard.create()
+    agent = Agent(s.terminal, card)
+    first = read(world, s, agent)
+    job = services.start_load(
+        operator=world.city_operator,
+        terminal=s.terminal,
+        read_job=first,
+        items=[services.LoadItem(s.a, pin="1234")],
+        consent=True,
+        resident_confirmed=True,
+        request_key=next(keys),
+    )
+    conv = str(job.conversation_id)
+    step = engine.next_script(conv)
+    engine.submit_responses(
+        conversation_id=conv, terminal_id=s.terminal.pk, seq=0, body=agent.run_script(step.body)
+    )
+    job.refresh_from_db()
+    change = engine.next_script(str(job.conversation_id))
+    for command in parse_command_script(change.body)[:ran]:  # SELECT, IU, EA, INSTALL, INSTALL [perso], …
+        card.transmit(command.encode())
+    assert engine.interrupt(str(job.conversation_id), "agent-silent")
+    job.refresh_from_db()
+    assert job.state == Job.State.INTERRUPTED
+    assert job.items.get().outcome == JobItem.Outcome.UNKNOWN
+    again = read(world, s, agent)
+    assert again.state == Job.State.SUCCEEDED
+    row = CardAPInstallation.objects.get(card_ap=s.a)
+    on_card = card.info()["instances"]
+    assert bool(on_card) == (ran >= 6)  # 6 commands: SELECT, IU, EA, INSTALL, INSTALL [perso], STORE DATA
+    if on_card:
+        assert on_card == {s.a.aid: "0F"} and row.state == CardAPInstallation.State.PERSONALISED
+    else:
+        assert row.state == CardAPInstallation.State.DELETED
+    assert all(lc == "0F" for lc in on_card.values())
