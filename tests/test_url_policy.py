@@ -71,7 +71,9 @@ def concrete(route: str, objects: dict[str, int]) -> str:
             f"{marker}<int:key_id>", f"{marker}{pk}"
         )
     path = path.replace("<str:name>", "template.yaml")
-    return re.sub(r"<str:[a-z_]+>", "D-20270101-0001", path)
+    path = re.sub(r"<str:[a-z_]+>", "D-20270101-0001", path)
+    path = re.sub(r"<uuid:[a-z_]+>", "00000000-0000-0000-0000-000000000000", path)
+    return re.sub(r"<(?:int|slug|path):[a-z_]+>", "999999", path)
 
 
 def posts(objects, *, objects_only: bool = False):
