@@ -20,6 +20,43 @@ from revocation.feedfile import CARD_ID_RE, CHANGE_KEYS, MAX_LINE_BYTES, REASONS
 
 _BATCH = 50_000
 
+# The previous statements, as they were.
+_REDUCE = """
+CREATE TEMP TABLE rev_cand AS
+SELECT card, status, reason, at FROM (
+  SELECT card, status, reason, at, ROW_NUMBER() OVER (
+    PARTITION BY card
+    ORDER BY CASE WHEN status = 'revoked' THEN 0 ELSE 1 END,
+             CASE WHEN status = 'revoked' THEN at END ASC,
+             at DESC, line DESC) AS rn
+  FROM rev_stage) ranked
+WHERE rn = 1
+"""
+# Merge with the current status: a revoked card never changes; otherwise a revocation, or an
+# event later than the current one, wins; an older event (out of order) is ignored.
+_CHANGED = """
+CREATE TEMP TABLE rev_changed AS
+SELECT c.card, c.status, c.reason, c.at FROM rev_cand c
+LEFT JOIN revocation_cardstatus s ON s.card_id = c.card
+WHERE s.id IS NULL OR (s.status <> 'revoked' AND (c.status = 'revoked' OR c.at > s.effective_at))
+"""
+_UPSERT = """
+INSERT INTO revocation_cardstatus (card_id, status, reason, effective_at, feed_id)
+SELECT card, status, reason, at, %s FROM rev_changed WHERE 1 = 1
+ON CONFLICT (card_id) DO UPDATE SET status = excluded.status, reason = excluded.reason,
+  effective_at = excluded.effective_at, feed_id = excluded.feed_id
+"""
+# Each changed card's live card APs become one entry per (card AP, user number); insertion order
+# gives the sequence numbers.
+_ENTRIES = """
+INSERT INTO revocation_revocationentry (card_ap_id, user_number, status, reason, effective_at, feed_id)
+SELECT i.card_ap_id, i.user_number, c.status, c.reason, c.at, %s
+FROM rev_changed c JOIN cardap_cardapinstallation i ON UPPER(i.card_id) = c.card
+WHERE i.state <> 'deleted'
+ORDER BY i.card_ap_id, i.id
+"""
+
+
 
 def _parse_time(value: object, what: str, line: int) -> dt.datetime:
     if not isinstance(value, str):
@@ -118,12 +155,12 @@ def stage_and_apply(stream: BinaryIO, header: feedfile.Header, feed, timings=Non
         cursor.execute("ANALYZE rev_stage")
         cursor.execute("DROP TABLE IF EXISTS rev_cand")
         cursor.execute("DROP TABLE IF EXISTS rev_changed")
-        cursor.execute(services._REDUCE)
-        cursor.execute(services._CHANGED)
+        cursor.execute(_REDUCE)
+        cursor.execute(_CHANGED)
         cursor.execute("SELECT COUNT(*) FROM rev_changed")
         cards_changed = cursor.fetchone()[0]
-        cursor.execute(services._UPSERT, [feed.pk])
-        cursor.execute(services._ENTRIES, [feed.pk])
+        cursor.execute(_UPSERT, [feed.pk])
+        cursor.execute(_ENTRIES, [feed.pk])
         entries_created = cursor.rowcount
         for table in ("rev_changed", "rev_cand", "rev_stage"):
             cursor.execute(f"DROP TABLE {table}")

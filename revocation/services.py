@@ -204,9 +204,6 @@ def _stage(stream: BinaryIO, header: feedfile.Header, timings: dict[str, float])
                     raise source.error from None
                 raise
             timings["parse_copy"] = time.perf_counter() - started
-            started = time.perf_counter()
-            cursor.execute("ANALYZE rev_stage")
-            timings["analyze"] = time.perf_counter() - started
         else:
             cursor.execute(
                 "CREATE TEMP TABLE rev_stage (line integer, card varchar(40), status varchar(10), "
@@ -221,12 +218,13 @@ def _stage(stream: BinaryIO, header: feedfile.Header, timings: dict[str, float])
 
 
 # Per card, the event that decides: the first revocation if any (revocation is final), otherwise
-# the latest event by time (a later line wins a tie).
+# the latest event by time (a later line wins a tie). {collate} sorts the card identifiers
+# bytewise on PostgreSQL (COLLATE "C": uppercase hex, so the same order, without locale rules).
 _REDUCE = """
 CREATE TEMP TABLE rev_cand AS
 SELECT card, status, reason, at FROM (
   SELECT card, status, reason, at, ROW_NUMBER() OVER (
-    PARTITION BY card
+    PARTITION BY card{collate}
     ORDER BY CASE WHEN status = 'revoked' THEN 0 ELSE 1 END,
              CASE WHEN status = 'revoked' THEN at END ASC,
              at DESC, line DESC) AS rn
@@ -234,18 +232,22 @@ SELECT card, status, reason, at FROM (
 WHERE rn = 1
 """
 # Merge with the current status: a revoked card never changes; otherwise a revocation, or an
-# event later than the current one, wins; an older event (out of order) is ignored.
+# event later than the current one, wins; an older event (out of order) is ignored. `existing`
+# is the card's status row, if any: updated in place, the others inserted.
 _CHANGED = """
 CREATE TEMP TABLE rev_changed AS
-SELECT c.card, c.status, c.reason, c.at FROM rev_cand c
+SELECT c.card, c.status, c.reason, c.at, s.id AS existing FROM rev_cand c
 LEFT JOIN revocation_cardstatus s ON s.card_id = c.card
 WHERE s.id IS NULL OR (s.status <> 'revoked' AND (c.status = 'revoked' OR c.at > s.effective_at))
 """
-_UPSERT = """
+_UPDATE = """
+UPDATE revocation_cardstatus SET status = c.status, reason = c.reason, effective_at = c.at, feed_id = %s
+FROM rev_changed c WHERE revocation_cardstatus.id = c.existing
+"""
+# New cards in index order: each insert lands beside the previous one in the unique index.
+_INSERT = """
 INSERT INTO revocation_cardstatus (card_id, status, reason, effective_at, feed_id)
-SELECT card, status, reason, at, %s FROM rev_changed WHERE 1 = 1
-ON CONFLICT (card_id) DO UPDATE SET status = excluded.status, reason = excluded.reason,
-  effective_at = excluded.effective_at, feed_id = excluded.feed_id
+SELECT card, status, reason, at, %s FROM rev_changed WHERE existing IS NULL ORDER BY card{collate}
 """
 # Each changed card's live card APs become one entry per (card AP, user number); insertion order
 # gives the sequence numbers.
@@ -258,20 +260,25 @@ ORDER BY i.card_ap_id, i.id
 """
 
 
-# Sorting a million staged rows and hashing the joins fit in memory with this, instead of
-# spilling to disk at the 4 MB default; it holds for this transaction only (SET LOCAL).
-_WORK_MEM = "256MB"
+# For this transaction only (set_config(..., true) = SET LOCAL): sorting a million staged rows
+# and hashing the joins fit in memory instead of spilling to disk at the 4 MB default; and no
+# JIT compilation, which the planner picks for these large statements and which costs seconds
+# of compiling for statements that run once.
+_PG_LOCAL_SETTINGS = {"work_mem": "256MB", "jit": "off"}
 
 
 def _stage_and_apply(
     stream: BinaryIO, header: feedfile.Header, feed: Feed, timings: dict[str, float] | None = None
 ) -> _Counts:
     """Stage and apply; ``timings`` (if given) receives seconds per phase: parse_copy (validation
-    and COPY, overlapped), analyze, reduce, changed, upsert, entries."""
+    and COPY, overlapped), reduce, changed, analyze, update, insert, entries."""
     timings = {} if timings is None else timings
-    if connection.vendor == "postgresql":
+    postgresql = connection.vendor == "postgresql"
+    collate = ' COLLATE "C"' if postgresql else ""
+    if postgresql:
         with connection.cursor() as cursor:
-            cursor.execute("SELECT set_config('work_mem', %s, true)", [_WORK_MEM])
+            for name, value in _PG_LOCAL_SETTINGS.items():
+                cursor.execute("SELECT set_config(%s, %s, true)", [name, value])
     _stage(stream, header, timings)
     with connection.cursor() as cursor:
 
@@ -282,11 +289,14 @@ def _stage_and_apply(
 
         cursor.execute("DROP TABLE IF EXISTS rev_cand")
         cursor.execute("DROP TABLE IF EXISTS rev_changed")
-        timed("reduce", _REDUCE)
+        timed("reduce", _REDUCE.format(collate=collate))
         timed("changed", _CHANGED)
+        if postgresql:
+            timed("analyze", "ANALYZE rev_changed")  # true sizes for the joins that follow
         cursor.execute("SELECT COUNT(*) FROM rev_changed")
         cards_changed = cursor.fetchone()[0]
-        timed("upsert", _UPSERT, [feed.pk])
+        timed("update", _UPDATE, [feed.pk])
+        timed("insert", _INSERT.format(collate=collate), [feed.pk])
         timed("entries", _ENTRIES, [feed.pk])
         entries_created = cursor.rowcount
         for table in ("rev_changed", "rev_cand", "rev_stage"):
