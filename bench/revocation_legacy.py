@@ -57,7 +57,6 @@ ORDER BY i.card_ap_id, i.id
 """
 
 
-
 def _parse_time(value: object, what: str, line: int) -> dt.datetime:
     if not isinstance(value, str):
         raise FeedError("malformed", f"{what} must be a string with a UTC offset", line)
@@ -165,3 +164,75 @@ def stage_and_apply(stream: BinaryIO, header: feedfile.Header, feed, timings=Non
         for table in ("rev_changed", "rev_cand", "rev_stage"):
             cursor.execute(f"DROP TABLE {table}")
     return services._Counts(cards_changed=cards_changed, entries_created=entries_created)
+
+
+# --- The previous provider delta view (ORM rows, a dict per entry, DRF's JSON renderer) -------
+
+
+def _entry_filter(scope):  # noqa: ANN001, ANN202
+    from django.db.models import Q
+
+    q = Q(card_ap_id__in=scope.owned) if scope.owned else Q(pk__in=[])
+    for ap_id, start in scope.shared:
+        q |= Q(card_ap_id=ap_id, effective_at__gte=start)
+    return q
+
+
+def _entry_json(row, tz):  # noqa: ANN001, ANN202
+    return {
+        "seq": row["id"],
+        "aid": row["card_ap__aid"],
+        "user_number": row["user_number"],
+        "status": row["status"],
+        "reason": row["reason"],
+        "effective_at": row["effective_at"].astimezone(tz).isoformat(),
+    }
+
+
+def entries_after(*, scope, after, limit):  # noqa: ANN001, ANN202
+    from django.utils import timezone
+
+    from revocation.models import RevocationEntry
+
+    if scope.empty:
+        return [], False
+    rows = list(
+        RevocationEntry.objects.filter(_entry_filter(scope), id__gt=after)
+        .order_by("id")
+        .values("id", "card_ap__aid", "user_number", "status", "reason", "effective_at")[: limit + 1]
+    )
+    tz = timezone.get_current_timezone()
+    return [_entry_json(r, tz) for r in rows[:limit]], len(rows) > limit
+
+
+def legacy_delta_view():  # noqa: ANN201
+    """The previous DeltaView.get on the current authentication, throttle and ETag."""
+    from rest_framework.response import Response
+
+    from revocation import api, selectors, services
+
+    class LegacyDeltaView(api._ProviderAPIView):
+        def get(self, request):  # noqa: ANN001, ANN202
+            query = api.DeltaQuerySerializer(data=request.query_params)
+            query.is_valid(raise_exception=True)
+            after, limit = query.validated_data["after"], query.validated_data["limit"]
+            client = request.user
+            scope = selectors.scope_for(client.provider)
+            etag = selectors.delta_etag(provider=client.provider, scope=scope, after=after, limit=limit)
+            if api._not_modified(request, etag):
+                services.record_pull(provider=client.provider, key=client.key, kind="delta", last_seq=after)
+                return api._cache_headers(api.HttpResponse(status=304), etag)
+            entries, has_more = entries_after(scope=scope, after=after, limit=limit)
+            cursor = entries[-1]["seq"] if entries else after
+            feed = selectors.last_applied_feed()
+            services.record_pull(provider=client.provider, key=client.key, kind="delta", last_seq=cursor)
+            body = {
+                "entries": entries,
+                "cursor": cursor,
+                "next": cursor if has_more else None,
+                "has_more": has_more,
+                "feed": feed.number if feed else None,
+            }
+            return api._cache_headers(Response(body), etag)
+
+    return LegacyDeltaView.as_view()

@@ -148,11 +148,13 @@ class _ProviderAPIView(APIView):
     throttle_classes = [PerAPIKeyThrottle]
 
     def dispatch(self, request: Any, *args: Any, **kwargs: Any) -> HttpResponse:
-        """Adds ``Server-Timing: app;dur=<ms>``: the view's own time, authentication and rate
-        limit included (for a streamed answer: until the first byte is ready)."""
-        started = time.perf_counter()
+        """Adds ``Server-Timing: app;dur=<ms>, cpu;dur=<ms>``: the view's own time and its
+        thread's CPU time, authentication and rate limit included (for a streamed answer: until
+        the first byte is ready). The database's share is in app, not in cpu."""
+        started, cpu = time.perf_counter(), time.thread_time()
         response = super().dispatch(request, *args, **kwargs)
-        response["Server-Timing"] = f"app;dur={(time.perf_counter() - started) * 1000:.2f}"
+        app_ms, cpu_ms = (time.perf_counter() - started) * 1000, (time.thread_time() - cpu) * 1000
+        response["Server-Timing"] = f"app;dur={app_ms:.2f}, cpu;dur={cpu_ms:.2f}"
         return response
 
     def throttled(self, request: Request, wait: float | None) -> NoReturn:
