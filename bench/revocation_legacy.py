@@ -236,3 +236,58 @@ def legacy_delta_view():  # noqa: ANN201
             return api._cache_headers(Response(body), etag)
 
     return LegacyDeltaView.as_view()
+
+
+# --- The previous snapshot (whole list in memory, serialised at once, signed in one piece) -----
+
+
+def snapshot_body(provider):  # noqa: ANN001, ANN201
+    """The previous SnapshotView's body: every entry as a dict, json.dumps of the whole payload."""
+    import json
+
+    from django.db import connection
+    from django.utils import timezone
+
+    from revocation import keys, selectors
+
+    scope = selectors.scope_for(provider)
+    feed = selectors.last_applied_feed()
+    conditions, params = [], []
+    if scope.owned:
+        conditions.append(f"i.card_ap_id IN ({', '.join(['%s'] * len(scope.owned))})")
+        params.extend(scope.owned)
+    for ap_id, start in scope.shared:
+        conditions.append("(i.card_ap_id = %s AND s.effective_at >= %s)")
+        params.extend([ap_id, start])
+    sql = (
+        "SELECT a.aid, i.user_number, s.status, s.reason, s.effective_at "
+        "FROM cardap_cardapinstallation i "
+        "JOIN revocation_cardstatus s ON s.card_id = UPPER(i.card_id) "
+        "JOIN cardap_cardap a ON a.id = i.card_ap_id "
+        "WHERE i.state <> 'deleted' AND s.status IN ('suspended', 'revoked') "
+        f"AND ({' OR '.join(conditions)}) "
+        "ORDER BY a.aid, i.user_number"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    entries = [
+        {
+            "aid": aid,
+            "user_number": user_number,
+            "status": status,
+            "reason": reason,
+            "effective_at": timezone.localtime(at).isoformat(),
+        }
+        for aid, user_number, status, reason, at in rows
+    ]
+    payload = {
+        "provider": provider.name,
+        "feed": feed.number if feed else None,
+        "as_of_seq": selectors.last_visible_seq(scope),
+        "count": len(entries),
+        "entries": entries,
+    }
+    payload["generated_at"] = timezone.localtime().isoformat()
+    body = json.dumps(payload, ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode()
+    return body, keys.sign(body)
