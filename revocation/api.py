@@ -13,7 +13,7 @@ from typing import Any, NoReturn
 import orjson
 from django.conf import settings
 from django.db import connection, transaction
-from django.http import HttpResponse, StreamingHttpResponse
+from django.http import HttpResponse, HttpResponseBase, StreamingHttpResponse
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -147,7 +147,7 @@ class _ProviderAPIView(APIView):
     permission_classes = [IsProviderClient]
     throttle_classes = [PerAPIKeyThrottle]
 
-    def dispatch(self, request: Any, *args: Any, **kwargs: Any) -> HttpResponse:
+    def dispatch(self, request: Any, *args: Any, **kwargs: Any) -> HttpResponseBase:
         """Adds ``Server-Timing: app;dur=<ms>, cpu;dur=<ms>``: the view's own time and its
         thread's CPU time, authentication and rate limit included (for a streamed answer: until
         the first byte is ready). The database's share is in app, not in cpu."""
@@ -276,7 +276,7 @@ class SnapshotView(_ProviderAPIView):
         parameters=[OpenApiParameter("If-None-Match", str, OpenApiParameter.HEADER)],
         responses={200: SnapshotSerializer, 304: OpenApiResponse(description="Not modified"), **_ERRORS},
     )
-    def get(self, request: Request) -> HttpResponse:
+    def get(self, request: Request) -> HttpResponseBase:
         client: ProviderClient = request.user  # type: ignore[assignment]
         as_of = selectors.last_visible_seq(selectors.scope_for(client.provider))
         services.record_pull(provider=client.provider, key=client.key, kind="snapshot", last_seq=as_of)

@@ -10,11 +10,12 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
@@ -121,9 +122,22 @@ class Page:
     has_more: bool
 
 
-def _local_time_zone(cursor: Any) -> None:
-    """Times rendered by PostgreSQL in Japan time (the service's time zone), for this transaction."""
-    cursor.execute("SELECT set_config('TimeZone', %s, true)", [timezone.get_current_timezone_name()])
+@contextmanager
+def _rendering_in_local_time(cursor: Any) -> Iterator[None]:
+    """PostgreSQL renders times in the service's time zone (Japan time) for the statements run
+    inside; the session's zone is put back after them, because Django reads every other
+    timestamp of the session as UTC (and an outer transaction may run more statements)."""
+    cursor.execute(
+        "SELECT current_setting('TimeZone'), set_config('TimeZone', %s, true)",
+        [timezone.get_current_timezone_name()],
+    )
+    previous = cursor.fetchone()[0]
+    try:
+        yield
+    finally:
+        # If the transaction failed, its rollback drops the local setting anyway.
+        with suppress(DatabaseError):
+            cursor.execute("SELECT set_config('TimeZone', %s, true)", [previous])
 
 
 def delta_page(*, scope: Scope, after: int, limit: int) -> Page:
@@ -131,17 +145,27 @@ def delta_page(*, scope: Scope, after: int, limit: int) -> Page:
     if scope.empty:
         return Page(b"[]", after, False)
     if connection.vendor == "postgresql":
-        rows_sql, params = _entry_rows_sql(scope, after=after, limit=limit)
-        with transaction.atomic(), connection.cursor() as cursor:
-            _local_time_zone(cursor)
+        return _delta_page_sql(scope, after=after, limit=limit)
+    return _delta_page_python(scope, after=after, limit=limit)
+
+
+def _delta_page_sql(scope: Scope, *, after: int, limit: int) -> Page:
+    """PostgreSQL renders the page (the fast path)."""
+    rows_sql, params = _entry_rows_sql(scope, after=after, limit=limit)
+    with transaction.atomic(), connection.cursor() as cursor:
+        with _rendering_in_local_time(cursor):
             cursor.execute(_PAGE_SQL.format(rows=rows_sql), params)
             count, last, body = cursor.fetchone()
-            has_more = False
-            if count == limit:  # a full page: one index probe tells whether another follows
-                more_sql, more_params = _entry_rows_sql(scope, after=last, limit=1)
-                cursor.execute(f"SELECT EXISTS ({more_sql})", more_params)  # noqa: S608 (placeholders only)
-                has_more = cursor.fetchone()[0]
-        return Page(b"[" + body.encode() + b"]", last if last is not None else after, has_more)
+        has_more = False
+        if count == limit:  # a full page: one index probe tells whether another follows
+            more_sql, more_params = _entry_rows_sql(scope, after=last, limit=1)
+            cursor.execute(f"SELECT EXISTS ({more_sql})", more_params)  # noqa: S608 (placeholders only)
+            has_more = cursor.fetchone()[0]
+    return Page(b"[" + body.encode() + b"]", last if last is not None else after, has_more)
+
+
+def _delta_page_python(scope: Scope, *, after: int, limit: int) -> Page:
+    """The same rows rendered by orjson (other databases, e.g. the embedded SQLite)."""
     rows_sql, params = _entry_rows_sql(scope, after=after, limit=limit + 1)
     with connection.cursor() as cursor:
         cursor.execute(rows_sql, params)
@@ -208,9 +232,13 @@ def snapshot_chunks(*, scope: Scope) -> Iterator[list[bytes]]:
         return
     if connection.vendor == "postgresql":
         sql, params = _snapshot_rows_sql(scope, json_rows=True)
-        with connection.cursor() as cursor:
-            _local_time_zone(cursor)
-        with connection.chunked_cursor() as cursor:
+        # A server-side cursor renders its rows when they are fetched: the zone stays set until
+        # the last chunk.
+        with (
+            connection.cursor() as setting,
+            _rendering_in_local_time(setting),
+            connection.chunked_cursor() as cursor,
+        ):
             cursor.execute(sql, params)
             while rows := cursor.fetchmany(SNAPSHOT_CHUNK):
                 yield [row[0].encode() for row in rows]

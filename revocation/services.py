@@ -282,7 +282,7 @@ def _stage_and_apply(
     _stage(stream, header, timings)
     with connection.cursor() as cursor:
 
-        def timed(phase: str, sql: str, params: list[object] | None = None) -> None:
+        def timed(phase: str, sql: str, params: list[int] | None = None) -> None:
             started = time.perf_counter()
             cursor.execute(sql, params)
             timings[phase] = time.perf_counter() - started
