@@ -10,7 +10,7 @@ run, so their ratio holds even when the shared machine's load changes; a validat
 
 Uses its own database (default postgres://postgres@127.0.0.1:5432/cardap_bench, created if
 missing; override with BENCH_DATABASE_URL). Each ingest runs in a child process so its peak
-memory (ru_maxrss) is measured alone.
+memory (VmHWM) is measured alone.
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ import argparse
 import json
 import os
 import platform
-import resource
 import subprocess
 import sys
 import tempfile
@@ -138,6 +137,15 @@ def orm_ingest(path: Path) -> int:
     return n
 
 
+def peak_rss_mb() -> float:
+    """This process's peak resident set size (VmHWM). Not ru_maxrss: Linux carries that over
+    fork and exec, so a child would report its parent's size."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmHWM in /proc/self/status")
+
+
 def backend_cpu(pid: int) -> float:
     """CPU seconds (user + system) of a PostgreSQL backend on this machine, from /proc: a figure
     that stays meaningful when other work on the shared machine stretches the wall time."""
@@ -184,7 +192,7 @@ def child(mode: str, path: str, installations: int, cards: int) -> None:
         print(json.dumps({"mode": mode, **parse_only(Path(path))}))
         return
     reset(installations, cards)
-    idle_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    idle_mb = peak_rss_mb()
     from django.db import connection
 
     with connection.cursor() as cursor:  # the connection apply_feed will use (same thread)
@@ -208,7 +216,7 @@ def child(mode: str, path: str, installations: int, cards: int) -> None:
         changes = orm_ingest(Path(path))
     seconds = time.perf_counter() - start
     py_cpu, pg_cpu = time.process_time() - py_cpu_before, backend_cpu(backend) - pg_cpu_before
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak_mb = peak_rss_mb()
     print(
         json.dumps(
             {

@@ -3,7 +3,7 @@ against the previous one built in memory, each in its own child process so its m
 
     .venv/bin/python bench/revocation_snapshot.py [--entries 1000000]
 
-Memory: the child's peak resident set size (ru_maxrss) above its size after a warm-up request
+Memory: the child's peak resident set size (VmHWM) above its size after a warm-up request
 (Django, DRF and the database connection loaded): the target is under 100 MB for 1,000,000
 entries. The current snapshot is read through the view (the streamed answer consumed chunk by
 chunk, as a WSGI server sends it); its detached signature endpoint is timed too, and the body is
@@ -19,7 +19,6 @@ import hashlib
 import io
 import json
 import os
-import resource
 import subprocess
 import sys
 import time
@@ -51,7 +50,7 @@ def prepare(entries: int) -> None:
 
 
 def rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return common.peak_rss_mb()
 
 
 def child(mode: str) -> None:
