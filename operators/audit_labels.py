@@ -51,6 +51,8 @@ LABELS: dict[str, Promise] = {
     "maintenance.scheduled": _("計画保守の登録"),
     "maintenance.cancelled": _("計画保守の取消"),
     "failure.detected": _("障害の検知"),
+    "diagnosis.started": _("障害診断の開始"),
+    "diagnosis.completed": _("障害診断の結果"),
     "apikey.issue": _("APIキーの発行"),
     "apikey.revoke": _("APIキーの失効"),
 }
