@@ -347,7 +347,7 @@ def test_readme_provider_client_example_runs_and_verifies(live_server, tmp_path,
     code = next(
         block for block in re.findall(r"```python\n(.*?)```", readme, re.S) if "snapshot/signature/" in block
     )
-    ap = card_ap(world.city, "readme")
+    ap = factories.card_ap(world.city, "readme")
     install("C0FFEE21", ap, "readme-user-1")
     install("C0FFEE22", ap, "readme-user-2")
     services.apply_feed(path=write(tmp_path, 1, [("C0FFEE21", "revoked", "lost", at(3, 9))]))
