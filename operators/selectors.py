@@ -100,3 +100,23 @@ def roster_for(user: Any, provider: Provider) -> list[RosterRow]:
         )
     )
     return [RosterRow(p, list(p.scopes.all()), list(p.administered_terminals.all())) for p in people]
+
+
+def people_page(user: Any) -> list[Operator]:
+    """The operators list: each person with `enrolled` (a confirmed authenticator) and
+    `ordered_scopes` in the order of the form (搭載, 削除, 障害診断, 転入処理)."""
+    from django.db.models import Exists, OuterRef
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    from operators.models import Operation
+
+    order = {value: i for i, value in enumerate(Operation.values)}
+    people: list[Operator] = list(
+        operators_for(user)
+        .annotate(enrolled=Exists(TOTPDevice.objects.filter(user=OuterRef("pk"), confirmed=True)))
+        .prefetch_related("scopes")
+        .order_by("role", "username")
+    )
+    for person in people:
+        person.ordered_scopes = sorted(person.scopes.all(), key=lambda s: order.get(s.operation, 99))  # type: ignore[attr-defined]
+    return people

@@ -90,7 +90,7 @@ def _form_errors(form: Any, exc: ValidationError) -> None:
 
 @roles_required(R.PROVIDER_ADMIN)
 def people_list(request: HttpRequest) -> HttpResponse:
-    people = selectors.operators_for(request.user).order_by("role", "username")
+    people = selectors.people_page(request.user)
     return render(request, "operators/people_list.html", {"people": people})
 
 
