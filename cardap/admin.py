@@ -282,7 +282,18 @@ class CardAPAdmin(AuditedAdmin):
         return fields
 
     @admin.action(description=_("選択した登録依頼を承認する（AIDを採番し製造）"))
-    def approve_selected(self, request: HttpRequest, queryset: QuerySet[CardAP]) -> None:
+    def approve_selected(self, request: HttpRequest, queryset: QuerySet[CardAP]) -> HttpResponse | None:
+        if "apply" not in request.POST:  # approval assigns AIDs for good: confirm on a page first
+            context = {
+                **self.admin_site.each_context(request),
+                "title": _("登録依頼の承認"),
+                "queryset": queryset.filter(status=CardAP.Status.REQUESTED).select_related("provider"),
+                "skipped": queryset.exclude(status=CardAP.Status.REQUESTED).count(),
+                "opts": self.model._meta,
+                "action": "approve_selected",
+                "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+            }
+            return TemplateResponse(request, "admin/cardap/approve_requests.html", context)
         for ap in queryset.filter(status=CardAP.Status.REQUESTED):
             try:
                 done = services.approve_request(card_ap_id=ap.pk, actor=request.user, request=request)
@@ -297,6 +308,7 @@ class CardAPAdmin(AuditedAdmin):
                     % {"name": done.name, "aid": done.aid},
                     messages.SUCCESS,
                 )
+        return None
 
     @admin.action(description=_("選択した登録依頼を却下する（理由を入力）"))
     def reject_selected(self, request: HttpRequest, queryset: QuerySet[CardAP]) -> HttpResponse | None:

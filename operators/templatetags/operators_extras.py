@@ -49,8 +49,10 @@ def detail_items(value: Any) -> list[tuple[str, str]]:
         if isinstance(item, dict) and item:
             for key in sorted(item):
                 walk(f"{prefix}.{key}" if prefix else str(key), item[key])
+        elif item is None or item == {}:
+            pairs.append((prefix, "—"))
         elif isinstance(item, bool):
-            pairs.append((prefix, "true" if item else "false"))
+            pairs.append((prefix, "✓" if item else "—"))
         elif isinstance(item, (dict, list)):
             pairs.append((prefix, as_json(item)))
         else:
