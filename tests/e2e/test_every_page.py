@@ -286,7 +286,8 @@ def test_pages_before_sign_in(page: Page, context: BrowserContext, live_server, 
         set_language(context, live_server.url, lang)
         check_page(page, live_server.url + "/accounts/login/", "anonymous-sign-in", lang, nouns, problems)
         # Before sign-in an unknown address leads to the sign-in page (nothing about which exist).
-        check_page(page, live_server.url + "/no-such-page/", "anonymous-unknown-address", lang, nouns, problems)
+        check_page(page, live_server.url + "/no-such-page/", "anonymous-unknown-address", lang, nouns,
+                   problems)
         expect(page).to_have_url(re.compile(r"/accounts/login/\?next=/no-such-page/$"))
         for username, step in (("city_op", "code"), ("city_new", "enrol")):
             page.goto(f"{live_server.url}/accounts/login/")
