@@ -14,7 +14,8 @@ from operators.models import Operation, OperatorScope
 from tests.registry_helpers import request_fields
 
 ROOT = Path(__file__).resolve().parent.parent
-TEMPLATES = [p for d in ("templates", "operators", "cardap", "revocation") for p in (ROOT / d).rglob("*.html")]
+APPS = ("templates", "operators", "cardap", "revocation")
+TEMPLATES = [p for d in APPS for p in (ROOT / d).rglob("*.html")]
 
 
 def test_templates_hold_no_inline_script_or_style():
@@ -78,7 +79,9 @@ def test_request_detail_shows_everything_the_provider_entered(world, login):
                          record_count=6, record_length=48, pin_source="holder", memory_requested=900),
     )
     body = login(world.city_admin).get(f"/registry/requests/{ap.pk}/").content.decode()
-    for shown in ("レコード", "6", "48 バイト", "氏名 32バイト\n住所 64バイト", "900", "4〜8桁", "利用者が設定する暗証番号"):
+    entered = ("レコード", "6", "48 バイト", "氏名 32バイト\n住所 64バイト", "900", "4〜8桁",
+               "利用者が設定する暗証番号")
+    for shown in entered:
         assert shown in body, shown
 
 
