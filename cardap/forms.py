@@ -57,6 +57,9 @@ class CardAPRequestForm(GroupedForm, forms.ModelForm):
             assert isinstance(area, forms.ChoiceField)
             area.choices = [(CardAP.Area.EXTENDED, CardAP.Area.EXTENDED.label)]
         self.fields["purpose"].required = True
+        kind = self.fields["type"]
+        assert isinstance(kind, forms.ChoiceField)
+        kind.choices = [("", _("選択してください")), *CardAP.Type.choices]
 
     def clean(self) -> dict:
         data = super().clean() or {}

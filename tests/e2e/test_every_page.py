@@ -296,3 +296,28 @@ def test_pages_before_sign_in(page: Page, context: BrowserContext, live_server, 
             page.click("button[type=submit].primary")
             check_page(page, page.url, f"anonymous-sign-in-{step}", lang, nouns, problems)
     report("anonymous", problems)
+
+
+def test_request_form_shows_only_the_fields_of_the_chosen_type(page: Page, live_server, demo_data):
+    sign_in(page, live_server.url, "city_admin")
+    page.goto(f"{live_server.url}/registry/requests/new/")
+    layout, pin, custom = (page.locator("fieldset.group").filter(has_text=t) for t in
+                           ("データの構成", "暗証番号", "入力ファイル（独自カードAP）"))
+    expect(layout).to_be_hidden()
+    expect(custom).to_be_hidden()
+    page.select_option("select[name=type]", "A")
+    expect(layout).to_be_visible()
+    expect(pin).to_be_visible()
+    page.select_option("select[name=structure]", "records")
+    expect(page.locator("input[name=record_count]")).to_be_visible()
+    expect(page.locator("input[name=file_size]")).to_be_hidden()
+    page.select_option("select[name=type]", "custom")
+    expect(layout).to_be_hidden()
+    expect(custom).to_be_visible()
+    # The file picker speaks the page's language, and names the chosen file.
+    picker = custom.locator(".file-picker")
+    expect(picker.locator("label.button")).to_have_text("ファイルを選択")
+    picker.locator("input[type=file]").set_input_files(
+        files=[{"name": "member.yaml", "mimeType": "text/yaml", "buffer": b"name: x\n"}]
+    )
+    expect(picker.locator(".file-name")).to_have_text("member.yaml")
