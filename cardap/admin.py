@@ -245,7 +245,7 @@ class RejectForm(forms.Form):
 @admin.register(CardAP)
 class CardAPAdmin(AuditedAdmin):
     form = CardAPAdminForm
-    list_display = ["name", "provider", "type", "area", "status_badge", "aid", "memory_cost", "created_at"]
+    list_display = ["name", "provider", "type", "area", "status_badge", "aid", "memory_cost"]
     list_filter = ["status", "type", "area", "provider__kind", "dap_demo_key"]
     search_fields = ["name", "aid", "load_file_aid", "provider__name", "purpose"]
     inlines = [ShareInline, KeyInline]
@@ -396,7 +396,7 @@ class CardAPInstallationAdmin(admin.ModelAdmin):
 
 @admin.register(AIDAllocation)
 class AIDAllocationAdmin(JLISAdminMixin, admin.ModelAdmin):
-    list_display = ["aid", "serial", "area", "card_ap_name", "card_ap", "allocated_at"]
+    list_display = ["aid", "serial", "area", "card_ap_name", "allocated_at"]
     list_filter = ["area"]
     search_fields = ["aid", "load_file_aid", "card_ap_name"]
 
@@ -463,7 +463,7 @@ class MaintenanceAdminForm(forms.ModelForm):
 @admin.register(MaintenanceWindow)
 class MaintenanceWindowAdmin(AuditedAdmin):
     form = MaintenanceAdminForm
-    list_display = ["title", "starts_at", "ends_at", "urgent", "notified_at", "cancelled_at", "created_by"]
+    list_display = ["title", "starts_at", "ends_at", "urgent", "notified_at", "cancelled_at"]
     list_filter = ["urgent", ("cancelled_at", admin.EmptyFieldListFilter)]
     search_fields = ["title", "description"]
     actions = ["cancel_selected"]

@@ -2,7 +2,7 @@
 Chromium at 1280 px. Each page is saved to var/e2e-screens/ and must have:
 
 - the title "page — カードAP搭載システム" (English: "page — Card AP loading service"),
-- no horizontal scroll at 1280 px,
+- no horizontal scroll at 1280 px, of the page or of a part of it,
 - no console error or uncaught script error,
 - in English, no Japanese text except names people gave things (taken from the database).
 """
@@ -45,6 +45,12 @@ ENGLISH_IN_JAPANESE = re.compile(
 # and search help elsewhere; until then their stock English is not counted here.
 ELSEWHERE = ("Search by user's",)
 ELSEWHERE_WORDS = {"otp_static": {"Search"}, "otp_totp": {"Search"}}
+
+# Parts of a page that scroll sideways themselves (e.g. a wide admin change list in its box).
+INNER_SCROLL = """() => Array.from(document.querySelectorAll('*')).filter(e => {
+  const s = getComputedStyle(e);
+  return (s.overflowX === 'auto' || s.overflowX === 'scroll') && e.scrollWidth > e.clientWidth + 1;
+}).map(e => (e.id || e.className || e.tagName) + ' by ' + (e.scrollWidth - e.clientWidth) + 'px')"""
 
 
 @dataclass
@@ -137,6 +143,9 @@ def check_page(page: Page, url: str | None, name: str, lang: str, nouns: list[st
     overflow = page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
     if overflow > 0:
         problems.add(where, f"scrolls sideways by {overflow}px at {WIDTH}px")
+    inner = page.evaluate(INNER_SCROLL)
+    if inner:
+        problems.add(where, f"a part scrolls sideways at {WIDTH}px: {inner}")
     for error in errors:
         problems.add(where, f"console error {error!r}")
     text = page.locator("body").inner_text()
