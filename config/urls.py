@@ -12,6 +12,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("", include("revocation.urls")),
     path("registry/", include("cardap.registry_urls")),
+    path("diagnosis/", include("loading.diagnosis_urls")),
     path("api/v1/card-aps/", include("cardap.api_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularRedocView.as_view(url_name="api-schema"), name="api-docs"),

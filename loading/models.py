@@ -123,3 +123,78 @@ class CardConversation(models.Model):
 
     def exchanges(self) -> list[tuple[str, list[bytes]]]:
         return [(e["digest"], [bytes.fromhex(r) for r in e["responses"]]) for e in self.transcript]
+
+
+class Diagnosis(models.Model):
+    """One fault diagnosis (R5): a probe of the card in front of a terminal, or a failed job
+    classified from its own step log. ``reference`` (DG-YYYYMMDD-XXXX) is what the operator quotes
+    to J-LIS; J-LIS staff find the diagnosis, its steps and the job log by it in the admin."""
+
+    class State(models.TextChoices):
+        PROBING = "probing", _("診断中")
+        DONE = "done", _("診断済")
+
+    class Source(models.TextChoices):
+        PROBE = "probe", _("カードの診断")
+        JOB = "job", _("失敗した操作の記録")
+
+    reference = models.CharField(_("受付番号"), max_length=20, unique=True, editable=False)
+    provider = models.ForeignKey(
+        "cardap.Provider",
+        on_delete=models.PROTECT,
+        related_name="diagnoses",
+        verbose_name=_("サービス提供者"),
+    )
+    terminal = models.ForeignKey(
+        "operators.Terminal", on_delete=models.PROTECT, related_name="diagnoses", verbose_name=_("端末")
+    )
+    operator = models.ForeignKey(
+        "operators.Operator",
+        on_delete=models.PROTECT,
+        related_name="diagnoses",
+        verbose_name=_("操作者"),
+    )
+    source = models.CharField(_("診断の種類"), max_length=10, choices=Source.choices, default=Source.PROBE)
+    conversation = models.ForeignKey(
+        CardConversation,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="diagnoses",
+        verbose_name=_("カード通信"),
+    )
+    job_reference = models.CharField(_("対象の操作"), max_length=60, blank=True)
+    # the failed job's step log as it was classified: [{"label", "command", "sw", "code"?, ...}]
+    job_log = models.JSONField(_("操作の手順記録"), default=list, blank=True)
+    state = models.CharField(_("状態"), max_length=10, choices=State.choices, default=State.PROBING)
+    result = models.JSONField(_("診断結果"), null=True, blank=True)  # gpcard.diagnosis.ProbeResult
+    fault_class = models.CharField(_("障害の分類"), max_length=30, blank=True, db_index=True)
+    card_id = models.CharField(_("カード識別子"), max_length=40, blank=True, db_index=True)
+    incident_key = models.CharField(_("障害通知"), max_length=200, blank=True)
+    created_at = models.DateTimeField(_("作成日時"), default=timezone.now)
+    finished_at = models.DateTimeField(_("終了日時"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("障害診断")
+        verbose_name_plural = _("障害診断")
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["terminal", "created_at"])]
+
+    def __str__(self) -> str:
+        return self.reference
+
+    @staticmethod
+    def new_reference(today: Any) -> str:
+        """DG-YYYYMMDD-XXXX: the date in Japan and four characters that read unambiguously aloud
+        (no 0/O, 1/I/L)."""
+        import secrets
+
+        alphabet = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
+        return f"DG-{today:%Y%m%d}-" + "".join(secrets.choice(alphabet) for _ in range(4))
+
+    def complete(self, *, result: dict[str, Any] | None, fault_class: str, card_id: str = "") -> None:
+        self.result = result
+        self.fault_class = fault_class
+        self.card_id = card_id or self.card_id
+        self.state = self.State.DONE
+        self.finished_at = timezone.now()
