@@ -202,6 +202,8 @@ def role_pages(username: str) -> list[tuple[str, str, int]]:
              ("backup-codes", reverse("operators:backup_codes"), 200),
              ("not-found", "/no-such-page/", 404)]
     role = user.role
+    if role in (Operator.Role.OPERATOR, Operator.Role.TERMINAL_ADMIN, Operator.Role.PROVIDER_ADMIN):
+        pages.append(("diagnosis", reverse("loading:diagnosis-start"), 200))
     if role == Operator.Role.PROVIDER_ADMIN:
         people = Operator.objects.filter(provider=user.provider, role=Operator.Role.OPERATOR)
         person = people.order_by("pk")[0]
@@ -223,6 +225,7 @@ def role_pages(username: str) -> list[tuple[str, str, int]]:
             ("presets", reverse("cardap:preset-list"), 200),
             ("preset-new", reverse("cardap:preset-new"), 200),
             ("api-keys", reverse("revocation:keys"), 200),
+            ("access-keys", reverse("cardap:access-keys"), 200),
             ("revocation-history", reverse("revocation:history"), 200),
         ]
         preset = AutoLoadPreset.objects.filter(provider=user.provider).first()
