@@ -46,8 +46,9 @@ ENGLISH_IN_JAPANESE = re.compile(
 ELSEWHERE = ("Search by user's",)
 ELSEWHERE_WORDS = {"otp_static": {"Search"}, "otp_totp": {"Search"}}
 
-# Parts of a page that scroll sideways themselves (e.g. a wide admin change list in its box).
-INNER_SCROLL = """() => Array.from(document.querySelectorAll('*')).filter(e => {
+# Parts of a page that scroll sideways themselves (e.g. a wide admin change list in its box); a
+# multiple-choice list box scrolling its own long option labels is the browser's widget.
+INNER_SCROLL = """() => Array.from(document.querySelectorAll(':not(select)')).filter(e => {
   const s = getComputedStyle(e);
   return (s.overflowX === 'auto' || s.overflowX === 'scroll') && e.scrollWidth > e.clientWidth + 1;
 }).map(e => (e.id || e.className || e.tagName) + ' by ' + (e.scrollWidth - e.clientWidth) + 'px')"""
