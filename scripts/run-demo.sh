@@ -2,6 +2,8 @@
 # Starts the service on embedded defaults with demo data: `make run` calls this.
 set -euo pipefail
 BIN=$1 HOST=$2 PORT=$3
+# Demo mode opens the service hours itself (DEMO_OPEN_ALL_HOURS, see the banner); no DEBUG, so
+# unknown addresses get the service's own 404 page.
 export CARDAP_DEMO=1
 echo "== compiling the translations, migrating the database (var/cardap.sqlite3), loading the demo data"
 "$BIN/python" manage.py compilemessages -v 0
@@ -10,6 +12,7 @@ echo "== compiling the translations, migrating the database (var/cardap.sqlite3)
 "$BIN/python" manage.py demo_revocations
 echo
 echo "  Card AP loading service (demo mode): http://$HOST:$PORT/"
+echo "  Demo mode: card operations may start at any hour (real hours: SERVICE_OPEN_TIME/SERVICE_CLOSE_TIME)."
 echo "  Sign in with a demo user above and the password demo-password-2026; the next page shows"
 echo "  the user's current one-time code (demo mode only). Elsewhere: $BIN/python manage.py demo_otp USERNAME"
 echo

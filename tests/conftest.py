@@ -37,6 +37,16 @@ def make_operator(username: str, role: str, provider: Provider | None) -> Operat
 
 
 @pytest.fixture(autouse=True)
+def _default_language():
+    # A request in English leaves English active in the thread: every test starts in Japanese.
+    from django.utils import translation
+
+    translation.activate("ja")
+    yield
+    translation.deactivate()
+
+
+@pytest.fixture(autouse=True)
 def _fast_password_hashing(settings):
     # The production hasher is deliberately slow; tests only need passwords to verify.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
