@@ -185,7 +185,7 @@ class RejectForm(forms.Form):
 @admin.register(CardAP)
 class CardAPAdmin(AuditedAdmin):
     form = CardAPAdminForm
-    list_display = ["name", "provider", "type", "area", "status_badge", "aid", "memory_cost", "created_at"]
+    list_display = ["name", "provider", "type", "area", "status_badge", "aid", "memory_cost"]
     list_filter = ["status", "type", "area", "provider__kind", "dap_demo_key"]
     search_fields = ["name", "aid", "load_file_aid", "provider__name", "purpose"]
     inlines = [ShareInline, KeyInline]
@@ -222,7 +222,18 @@ class CardAPAdmin(AuditedAdmin):
         return fields
 
     @admin.action(description=_("選択した登録依頼を承認する（AIDを採番し製造）"))
-    def approve_selected(self, request: HttpRequest, queryset: QuerySet[CardAP]) -> None:
+    def approve_selected(self, request: HttpRequest, queryset: QuerySet[CardAP]) -> HttpResponse | None:
+        if "apply" not in request.POST:  # approval assigns AIDs for good: confirm on a page first
+            context = {
+                **self.admin_site.each_context(request),
+                "title": _("登録依頼の承認"),
+                "queryset": queryset.filter(status=CardAP.Status.REQUESTED).select_related("provider"),
+                "skipped": queryset.exclude(status=CardAP.Status.REQUESTED).count(),
+                "opts": self.model._meta,
+                "action": "approve_selected",
+                "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+            }
+            return TemplateResponse(request, "admin/cardap/approve_requests.html", context)
         for ap in queryset.filter(status=CardAP.Status.REQUESTED):
             try:
                 done = services.approve_request(card_ap_id=ap.pk, actor=request.user, request=request)
@@ -237,6 +248,7 @@ class CardAPAdmin(AuditedAdmin):
                     % {"name": done.name, "aid": done.aid},
                     messages.SUCCESS,
                 )
+        return None
 
     @admin.action(description=_("選択した登録依頼を却下する（理由を入力）"))
     def reject_selected(self, request: HttpRequest, queryset: QuerySet[CardAP]) -> HttpResponse | None:
@@ -345,7 +357,7 @@ class CardAPInstallationAdmin(ReadOnlyAdmin):  # written by card jobs only
 
 @admin.register(AIDAllocation)
 class AIDAllocationAdmin(ReadOnlyAdmin):  # the record that keeps AIDs from being reused
-    list_display = ["aid", "serial", "area", "card_ap_name", "card_ap", "allocated_at"]
+    list_display = ["aid", "serial", "area", "card_ap_name", "allocated_at"]
     list_filter = ["area"]
     search_fields = ["aid", "load_file_aid", "card_ap_name"]
 
@@ -403,7 +415,7 @@ class MaintenanceAdminForm(forms.ModelForm):
 @admin.register(MaintenanceWindow)
 class MaintenanceWindowAdmin(AuditedAdmin):
     form = MaintenanceAdminForm
-    list_display = ["title", "starts_at", "ends_at", "urgent", "notified_at", "cancelled_at", "created_by"]
+    list_display = ["title", "starts_at", "ends_at", "urgent", "notified_at", "cancelled_at"]
     list_filter = ["urgent", ("cancelled_at", admin.EmptyFieldListFilter)]
     search_fields = ["title", "description"]
     actions = ["cancel_selected"]

@@ -7,10 +7,33 @@ from django.utils.translation import gettext_lazy as _
 
 from cardap.custom_input import MAX_INPUT_BYTES
 from cardap.models import CARD_AP_REQUEST_FIELDS, AutoLoadPreset, CardAP, Provider
+from operators.formlayout import GroupedForm
 from operators.policy import card_aps_loadable_by
 
+STANDARD_TYPES = "type=A,C,D"
 
-class CardAPRequestForm(forms.ModelForm):
+
+class CardAPRequestForm(GroupedForm, forms.ModelForm):
+    groups = [
+        (_("基本情報"), ["name", "type", "area", "purpose"]),
+        (_("データの構成"), ["structure", "file_size", "record_count", "record_length", "data_layout"],
+         STANDARD_TYPES),
+        (_("暗証番号"), ["pin_source", "pin_min_length", "pin_max_length", "pin_retry_limit"],
+         STANDARD_TYPES),
+        (_("利用者番号"), ["user_number_source", "user_number_length", "user_number_charset"],
+         STANDARD_TYPES),
+        (_("入力ファイル（独自カードAP）"), ["input_upload", "input_format", "input_file"], "type=custom"),
+        (_("容量"), ["memory_requested"]),
+    ]
+    show_when = {
+        "file_size": "structure=binary",
+        "record_count": "structure=records",
+        "record_length": "structure=records",
+        "pin_min_length": "pin_source=holder,system",
+        "pin_max_length": "pin_source=holder,system",
+        "pin_retry_limit": "pin_source=holder,system",
+    }
+
     input_upload = forms.FileField(
         label=_("入力ファイルをアップロード（独自カードAP）"),
         required=False,
@@ -35,6 +58,9 @@ class CardAPRequestForm(forms.ModelForm):
             assert isinstance(area, forms.ChoiceField)
             area.choices = [(CardAP.Area.EXTENDED, CardAP.Area.EXTENDED.label)]
         self.fields["purpose"].required = True
+        kind = self.fields["type"]
+        assert isinstance(kind, forms.ChoiceField)
+        kind.choices = [("", _("選択してください")), *CardAP.Type.choices]
 
     def clean(self) -> dict:
         data = super().clean() or {}
@@ -58,7 +84,7 @@ class CardAPRequestForm(forms.ModelForm):
         return {name: self.cleaned_data.get(name) for name in self.Meta.fields}
 
 
-class PresetForm(forms.Form):
+class PresetForm(GroupedForm, forms.Form):
     name = forms.CharField(label=_("名称"), max_length=100)
     description = forms.CharField(label=_("説明"), max_length=200, required=False)
     card_aps = forms.ModelMultipleChoiceField(

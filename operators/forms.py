@@ -8,6 +8,7 @@ from django.core.exceptions import ValidationError
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
+from operators.formlayout import GroupedForm
 from operators.models import Operation, Operator, Terminal
 from operators.policy import R, card_aps_loadable_by, is_jlis
 
@@ -48,7 +49,12 @@ def role_choices(actor: Any) -> list[tuple[str, str]]:
     return [(v, str(label)) for v, label in R.choices if v != R.JLIS_STAFF or is_jlis(actor)]
 
 
-class OperatorCreateForm(forms.Form):
+class OperatorCreateForm(GroupedForm, forms.Form):
+    groups = [
+        (_("アカウント"), ["username", "role"]),
+        (_("氏名と連絡先"), ["last_name", "first_name", "email"]),
+    ]
+
     username = forms.RegexField(
         label=_("ユーザー名"),
         max_length=150,
@@ -64,7 +70,9 @@ class OperatorCreateForm(forms.Form):
         super().__init__(*args, **kwargs)
         role = self.fields["role"]
         assert isinstance(role, forms.ChoiceField)
-        role.choices = [c for c in role_choices(actor) if c[0] != R.JLIS_STAFF]
+        # No preselected role: the first choice would otherwise be the most powerful one.
+        role.choices = [("", _("選択してください"))]
+        role.choices += [c for c in role_choices(actor) if c[0] != R.JLIS_STAFF]
 
     def clean_username(self) -> str:
         username = self.cleaned_data["username"]
@@ -73,7 +81,12 @@ class OperatorCreateForm(forms.Form):
         return username
 
 
-class OperatorEditForm(forms.Form):
+class OperatorEditForm(GroupedForm, forms.Form):
+    groups = [
+        (_("氏名と連絡先"), ["last_name", "first_name", "email"]),
+        (_("権限"), ["role", "is_active"]),
+    ]
+
     last_name = forms.CharField(label=_("姓"), max_length=150)
     first_name = forms.CharField(label=_("名"), max_length=150, required=False)
     email = forms.EmailField(label=_("メールアドレス"), required=False)
@@ -93,7 +106,9 @@ class AdministratorChoiceField(forms.ModelChoiceField):
         return gettext("%(name)s（%(role)s）") % {"name": name, "role": obj.get_role_display()}
 
 
-class TerminalForm(forms.Form):
+class TerminalForm(GroupedForm, forms.Form):
+    groups = [(_("端末"), ["name", "location", "is_active"]), (_("管理"), ["administrator"])]
+
     name = forms.CharField(label=_("端末名"), max_length=100)
     location = forms.CharField(label=_("設置場所"), max_length=200)
     administrator = AdministratorChoiceField(label=_("端末管理者"), queryset=Operator.objects.none())

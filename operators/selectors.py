@@ -98,4 +98,29 @@ def roster_for(user: Any, provider: Any) -> list[RosterRow]:
             Prefetch("administered_terminals", queryset=Terminal.objects.order_by("name")),
         )
     )
-    return [RosterRow(p, list(p.scopes.all()), list(p.administered_terminals.all())) for p in people]
+    return [RosterRow(p, in_form_order(p.scopes.all()), list(p.administered_terminals.all())) for p in people]
+
+
+def in_form_order(scopes: Any) -> list[OperatorScope]:
+    """Permitted operations in the order of the form and the model (搭載, 削除, 障害診断, 転入処理)."""
+    from operators.models import Operation
+
+    order = {value: i for i, value in enumerate(Operation.values)}
+    return sorted(scopes, key=lambda s: order.get(s.operation, len(order)))
+
+
+def people_page(user: Any) -> list[Operator]:
+    """The operators list: each person with `enrolled` (a confirmed authenticator) and
+    `ordered_scopes` in the order of the form (搭載, 削除, 障害診断, 転入処理)."""
+    from django.db.models import Exists, OuterRef
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    people: list[Operator] = list(
+        operators_for(user)
+        .annotate(enrolled=Exists(TOTPDevice.objects.filter(user=OuterRef("pk"), confirmed=True)))
+        .prefetch_related("scopes")
+        .order_by("role", "username")
+    )
+    for person in people:
+        person.ordered_scopes = in_form_order(person.scopes.all())  # type: ignore[attr-defined]
+    return people

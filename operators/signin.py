@@ -29,7 +29,7 @@ from django_otp.models import Device
 from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from operators import lockout
+from operators import demo, lockout
 from operators.audit import client_ip, record
 from operators.forms import CodeForm, PasswordForm
 from operators.models import Operator
@@ -191,7 +191,8 @@ def otp_view(request: HttpRequest) -> HttpResponse:
                     "確認コードが正しくないか、既に使用済みです。認証アプリの最新のコードを入力してください。"
                 )
             )
-    return render(request, "operators/otp.html", {"form": form, "error": error, "pending": user})
+    context = {"form": form, "error": error, "pending": user, "demo_code": demo.current_code(user)}
+    return render(request, "operators/otp.html", context)
 
 
 def _qr_svg(data: str) -> str:

@@ -51,7 +51,7 @@ def _managed_terminal(request: HttpRequest, pk: int) -> Terminal:
 
 @guard(R.PROVIDER_ADMIN)
 def people_list(request: HttpRequest) -> HttpResponse:
-    people = selectors.operators_for(request.user).order_by("role", "username")
+    people = selectors.people_page(request.user)
     return render(request, "operators/people_list.html", {"people": people})
 
 

@@ -109,8 +109,14 @@ def test_approve_and_reject_actions(world, login):
     b = services.submit_request(
         provider=world.city, actor=world.city_admin, **request_fields(name="却下するAP")
     )
+    # Approval asks first: a confirmation page naming the request, nothing approved yet.
+    confirm = client.post("/admin/cardap/cardap/", {"action": "approve_selected", "_selected_action": [a.pk]})
+    assert confirm.status_code == 200 and "承認するAP" in confirm.content.decode()
+    assert 'name="apply"' in confirm.content.decode()
+    a.refresh_from_db()
+    assert a.status == "requested" and a.aid is None
     response = client.post(
-        "/admin/cardap/cardap/", {"action": "approve_selected", "_selected_action": [a.pk]}
+        "/admin/cardap/cardap/", {"action": "approve_selected", "_selected_action": [a.pk], "apply": "1"}
     )
     assert response.status_code == 302
     a.refresh_from_db()
@@ -225,7 +231,9 @@ def test_approval_without_a_dap_key_says_so_and_changes_nothing(world, login, se
         **request_fields(type="custom", input_format="yaml", input_file=template),
     )
     response = login(world.jlis).post(
-        "/admin/cardap/cardap/", {"action": "approve_selected", "_selected_action": [ap.pk]}, follow=True
+        "/admin/cardap/cardap/",
+        {"action": "approve_selected", "_selected_action": [ap.pk], "apply": "1"},
+        follow=True,
     )
     assert "DAP_KEY_PATH" in response.content.decode()
     ap.refresh_from_db()
