@@ -11,6 +11,8 @@ urlpatterns = [
     path("accounts/", include("operators.urls")),
     path("admin/", admin.site.urls),
     path("", include("revocation.urls")),
+    path("relay/v1/", include("loading.relay_urls")),
+    path("loading/", include("loading.urls")),
     path("registry/", include("cardap.registry_urls")),
     path("api/v1/card-aps/", include("cardap.api_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
