@@ -278,9 +278,10 @@ class Agent:
                         self.answers.popitem(last=False)
                 else:
                     log.info("script %s: already run, sending its responses again", script_id)
-                response = await self._post(http, urljoin(self.config.server + "/", uri), body)
-                if response is None:
+                answer = await self._post(http, urljoin(self.config.server + "/", uri), body)
+                if answer is None:
                     return
+                response = answer
             state = response.headers.get(HEADER_STATE, "")
             if response.status_code == 204:
                 log.info("conversation ended: %s", state or "done")
