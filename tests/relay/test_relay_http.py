@@ -274,3 +274,15 @@ def test_hello_says_which_terminal(relay_server, agent_terminal):
         headers={"Authorization": f"Terminal {agent_terminal.credential}"},
     )
     assert got.status_code == 200 and got.json()["terminal"] == "窓口1"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_huge_body_is_refused_before_it_is_read(relay_server, agent_terminal):
+    got = post(
+        relay_server,
+        agent_terminal.credential,
+        session(),
+        "/relay/v1/conversations/00000000-0000-0000-0000-000000000000/scripts/0",
+        b"\xab" * (2 << 20),
+    )
+    assert got.status_code == 413 and got.json()["code"] == "too-large"
