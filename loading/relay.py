@@ -20,6 +20,7 @@ from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
+from django.db import connections
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.urls import reverse
 from django.utils.translation import gettext as _
@@ -134,19 +135,28 @@ def _parse_state(request: HttpRequest) -> services.AgentState:
         raise Refusal(400, "malformed", str(exc)) from None
 
 
+def _authenticate(credential: str) -> Terminal | None:
+    try:
+        return relay_auth.terminal_for(credential)
+    finally:
+        connections.close_all()
+
+
 def _look(
     request: HttpRequest,
     credential: str,
+    terminal: Terminal | None,
     state: services.AgentState | None,
-    terminal_id: int | None,
     session: str,
-) -> tuple[Terminal | None, HttpResponse | None]:
-    """One look at the database for a waiting poll: still authorised, still holding the terminal,
-    work to hand out? (``state`` on the first look: parse and record the report.)"""
-    terminal = relay_auth.terminal_for(credential)
+) -> HttpResponse | None:
+    """One look at the database for a waiting poll: still authorised (``terminal`` None: check the
+    credential again), still holding the terminal, work to hand out? (``state`` on the first
+    look: record the report.)"""
     try:
-        if terminal is None or (terminal_id is not None and terminal.pk != terminal_id):
-            raise _unauthorized()
+        if terminal is None:
+            terminal = relay_auth.terminal_for(credential)
+            if terminal is None:
+                raise _unauthorized()
         if state is not None:
             if not services.report_presence(terminal=terminal, state=state, address=client_ip(request)):
                 raise _taken_over()
@@ -155,7 +165,7 @@ def _look(
         for _attempt in range(3):
             conv = engine.open_conversation_for(terminal.pk)
             if conv is None:
-                return terminal, None
+                return None
             step = engine.next_script(str(conv.id), agent_session=session)
             if isinstance(step, engine.Script):
                 log.info(
@@ -166,10 +176,14 @@ def _look(
                     step.label,
                     step.commands,
                 )
-                return terminal, _script_response(step)
-        return terminal, None
+                return _script_response(step)
+        return None
     except Refusal as refusal:
-        return terminal, _refused(request, refusal, terminal, credential)
+        return _refused(request, refusal, terminal, credential)
+    finally:
+        # A waiting poll holds no database connection: thousands wait, the database has a few
+        # hundred connections at most.
+        connections.close_all()
 
 
 @csrf_exempt
@@ -177,28 +191,28 @@ async def poll(request: HttpRequest) -> HttpResponse:
     if request.method != "POST":
         return JsonResponse({"code": "method", "message": "POST"}, status=405, headers={"Allow": "POST"})
     credential = relay_auth.credential_from(request)
+    # Not thread-sensitive: the database work of all waiting polls shares the default thread
+    # pool instead of holding a thread each.
+    terminal = await sync_to_async(_authenticate, thread_sensitive=False)(credential)
+    refuse = sync_to_async(_refused, thread_sensitive=False)
+    if terminal is None:
+        return await refuse(request, _unauthorized(), None, credential)
     try:
         state = _parse_state(request)
     except Refusal as bad:
-        terminal = await sync_to_async(relay_auth.terminal_for)(credential)
-        why = bad if terminal is not None else _unauthorized()
-        return await sync_to_async(_refused)(request, why, terminal, credential)
-    look = sync_to_async(_look)
-    terminal, answer = await look(request, credential, state, None, state.session)
-    if answer is not None or terminal is None:
-        return answer or _no_work()
+        return await refuse(request, bad, terminal, credential)
+    look = sync_to_async(_look, thread_sensitive=False)
     loop = asyncio.get_running_loop()
     deadline = loop.time() + settings.RELAY_POLL_SECONDS
+    # Listening before the first look: a notification cannot fall between look and wait.
     async with wakeups.listen(terminal.pk) as bell:
-        # Looked once before listening: look again now that a notification cannot be missed.
-        while True:
-            _terminal, answer = await look(request, credential, None, terminal.pk, state.session)
-            if answer is not None:
-                return answer
+        answer = await look(request, credential, terminal, state, state.session)
+        while answer is None:
             remaining = deadline - loop.time()
-            if remaining <= 0:
-                return _no_work()
-            await bell.wait(remaining)
+            if remaining <= 0 or not await bell.wait(remaining):
+                return _no_work()  # nothing happened for this terminal: poll again
+            answer = await look(request, credential, None, None, state.session)
+        return answer
 
 
 # --- the step ---------------------------------------------------------------------------------

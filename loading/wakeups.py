@@ -40,16 +40,18 @@ class Listener:
         self.event = asyncio.Event()
 
     async def wait(self, timeout: float) -> bool:
-        """Wait until notified or ``timeout`` seconds pass; True when notified. The doorbell is
-        reset, so the next wait waits for the next notification."""
-        if not self._hub.connected:
+        """Wait until notified or ``timeout`` seconds pass; True when notified (or when the waiter
+        should look at the database anyway: Redis is down and notifications may be lost). The
+        doorbell is reset, so the next wait waits for the next notification."""
+        degraded = not self._hub.connected
+        if degraded:
             # Redis is down: wake up now and then to look at the database ourselves.
             timeout = min(timeout, _RECONNECT_SECONDS * 2)
             await self._hub.ensure_listening()
         try:
             await asyncio.wait_for(self.event.wait(), timeout)
         except TimeoutError:
-            return False
+            return degraded
         self.event.clear()
         return True
 
