@@ -210,7 +210,11 @@ async def poll(request: HttpRequest) -> HttpResponse:
         while answer is None:
             remaining = deadline - loop.time()
             if remaining <= 0 or not await bell.wait(remaining):
-                return _no_work()  # nothing happened for this terminal: poll again
+                # Nothing happened for this terminal: poll again. (A credential revoked where no
+                # notification reaches this process is still never answered with a 2xx.)
+                if await sync_to_async(_authenticate, thread_sensitive=False)(credential) is None:
+                    return await refuse(request, _unauthorized(), None, credential)
+                return _no_work()
             answer = await look(request, credential, None, None, state.session)
         return answer
 
