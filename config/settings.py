@@ -3,6 +3,7 @@
 Embedded defaults (SQLite, tasks run in-process, console mail) let a first run work with nothing
 installed; production sets DATABASE_URL, REDIS_URL and SECRET_KEY. See README "Configuration".
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -157,8 +158,15 @@ REAUTH_SECONDS = env_int("REAUTH_SECONDS", 5 * 60, minimum=30)
 # Paths reachable without a signed-in, OTP-verified operator (operators.middleware). Token-
 # authenticated endpoints (provider API, terminal agent) authenticate in their own views.
 LOGIN_EXEMPT_PREFIXES = [
-    "/healthz", "/static/", "/i18n/", "/accounts/login/", "/accounts/otp/", "/accounts/enrol/",
-    "/api/", "/relay/",
+    "/healthz",
+    "/static/",
+    "/i18n/",
+    "/accounts/login/",
+    "/accounts/otp/",
+    "/accounts/enrol/",
+    "/api/",
+    "/agent/",
+    "/relay/",
 ]
 
 # --- Internationalisation: Japanese first, English available; Japan time ------------------------

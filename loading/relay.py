@@ -34,7 +34,8 @@ from gpcard.script import (
     HEADER_PROTOCOL,
     HEADER_SCRIPT_STATUS,
 )
-from loading import engine, relay_auth, services, wakeups
+from loading import engine, relay_auth, wakeups
+from loading import relay_services as services
 from operators.audit import client_ip, record
 from operators.models import Terminal
 

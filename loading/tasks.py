@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from loading import services
+from loading import relay_services as services
 
 
 @shared_task(name="loading.supervise_conversations", ignore_result=True)

@@ -9,8 +9,8 @@ import pytest
 from django.utils import timezone, translation
 
 from loading.models import TerminalPresence
+from loading.relay_services import AgentState, report_presence
 from loading.selectors import terminal_presence
-from loading.services import AgentState, report_presence
 from operators.models import Terminal
 
 

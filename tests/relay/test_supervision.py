@@ -10,7 +10,8 @@ import pytest
 from django.conf import settings
 from django.utils import timezone
 
-from loading import engine, services
+from loading import engine
+from loading import relay_services as services
 from loading.models import CardConversation
 from loading.tasks import supervise_conversations
 from operators.models import Terminal
