@@ -12,4 +12,4 @@ RUN pip install . && python manage.py compilemessages -v 0 \
 RUN useradd --system --home /var/lib/cardap cardap && mkdir -p /var/lib/cardap && chown cardap /var/lib/cardap
 USER cardap
 EXPOSE 8000
-CMD ["gunicorn", "config.wsgi:application", "--bind", "0.0.0.0:8000", "--workers", "3", "--access-logfile", "-"]
+CMD ["gunicorn", "config.asgi:application", "-k", "uvicorn_worker.UvicornWorker", "--bind", "0.0.0.0:8000", "--workers", "3", "--graceful-timeout", "30", "--access-logfile", "-"]

@@ -100,6 +100,9 @@ except ValueError as exc:
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     Path(DATABASES["default"]["NAME"]).parent.mkdir(parents=True, exist_ok=True)
     DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 20
+    # Write transactions take SQLite's write lock when they begin, so concurrent ones (many agents
+    # polling one ASGI process) wait their turn instead of failing with "database is locked".
+    DATABASES["default"]["OPTIONS"]["transaction_mode"] = "IMMEDIATE"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Redis: Celery broker, cache (lockout counters, rate limits) ---------------------------------
@@ -162,6 +165,7 @@ LOGIN_EXEMPT_PREFIXES = [
     "/accounts/enrol/",
     "/api/",
     "/agent/",
+    "/relay/",
 ]
 
 # --- Internationalisation: Japanese first, English available; Japan time ------------------------
@@ -245,6 +249,20 @@ CELERY_BEAT_SCHEDULE["revocation-daily-sync"] = {
 # Provider API rate limit per API key (DRF throttle rate, e.g. "120/min").
 REVOCATION_API_RATE = env_str("REVOCATION_API_RATE", "120/min")
 REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] = {"revocations": REVOCATION_API_RATE}
+
+# --- The relay (docs/relay-protocol.md): terminal agents' long poll and supervision -------------
+# How long a poll waits for work before answering 204 (the agent then polls again at once).
+RELAY_POLL_SECONDS = env_int("RELAY_POLL_SECONDS", 25, minimum=1, maximum=120)
+# A running conversation with no word from its agent for this long is interrupted.
+RELAY_AGENT_SILENCE_SECONDS = env_int("RELAY_AGENT_SILENCE_SECONDS", 90, minimum=5)
+# A queued conversation no agent picked up within this long is interrupted (agent offline).
+RELAY_PICKUP_SECONDS = env_int("RELAY_PICKUP_SECONDS", 120, minimum=5)
+# How often beat runs that supervision.
+RELAY_SUPERVISE_SECONDS = env_int("RELAY_SUPERVISE_SECONDS", 30, minimum=1)
+CELERY_BEAT_SCHEDULE["loading-supervise-conversations"] = {
+    "task": "loading.supervise_conversations",
+    "schedule": float(RELAY_SUPERVISE_SECONDS),
+}
 
 # --- Security: production hardening (manage.py check --deploy passes) --------------------------
 SECURE_CONTENT_TYPE_NOSNIFF = True

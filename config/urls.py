@@ -12,6 +12,8 @@ urlpatterns = [
     path("accounts/", include("operators.urls")),
     path("admin/", admin.site.urls),
     path("", include("revocation.urls")),
+    path("relay/v1/", include("loading.relay_urls")),
+    path("loading/", include("loading.presence_urls")),
     path("registry/", include("cardap.registry_urls")),
     path("jobs/", include("loading.urls")),
     path("diagnosis/", include("loading.diagnosis_urls")),

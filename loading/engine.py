@@ -20,6 +20,7 @@ import logging
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from django.db import IntegrityError, transaction
@@ -189,16 +190,30 @@ def _advance(conv: CardConversation) -> Step:
     return Script(str(conv.id), len(conv.transcript), batch.label, batch.script(), len(batch.commands))
 
 
-def next_script(conversation_id: str) -> Step:
-    """The script the agent should run now (the first one when the conversation is queued)."""
+def next_script(conversation_id: str, *, agent_session: str = "") -> Step:
+    """The script the agent should run now (the first one when the conversation is queued).
+
+    ``agent_session`` names the agent asking (the relay passes it). A conversation whose scripts
+    went to one agent session is never handed to another: the new agent cannot know whether the
+    old one ran the script, and running it twice is not safe; the conversation is interrupted
+    (``agent-changed``) instead and the operator starts again."""
     with transaction.atomic():
         conv = CardConversation.objects.select_for_update().get(pk=conversation_id)
         if not conv.is_open:
             return Ended(str(conv.id), conv.state, conv.outcome)
+        if agent_session:
+            if conv.agent_session and conv.agent_session != agent_session:
+                conv.interrupt("agent-changed")
+                conv.save()
+                conversation_ended.send(sender=CardConversation, conversation=conv)
+                return Ended(str(conv.id), conv.state, conv.outcome)
+            conv.agent_session = agent_session
         return _advance(conv)
 
 
-def submit_responses(*, conversation_id: str, terminal_id: int, seq: int, body: bytes) -> Step:
+def submit_responses(
+    *, conversation_id: str, terminal_id: int, seq: int, body: bytes, agent_session: str = ""
+) -> Step:
     """Take the agent's response script for script ``seq`` and return what comes next.
 
     A POST repeated after a lost answer (same seq, same body) gets the same answer again and runs
@@ -214,12 +229,20 @@ def submit_responses(*, conversation_id: str, terminal_id: int, seq: int, body: 
             raise ConversationRefused(
                 "unknown-conversation", "no such conversation for this terminal", status=404
             )
+        if agent_session and conv.agent_session and conv.agent_session != agent_session:
+            raise ConversationRefused(
+                "other-agent", "this conversation's scripts went to another agent session", status=409
+            )
         done = len(conv.transcript)
         if seq == done - 1 and conv.transcript[-1]["answer_digest"] == answer_digest:
             # The same answer again: the agent did not get our reply. Recompute it.
             return _advance(conv) if conv.is_open else Ended(str(conv.id), conv.state, conv.outcome)
         if not conv.is_open:
             raise ConversationRefused("ended", f"the conversation has ended ({conv.state})", status=409)
+        if conv.state == CardConversation.State.QUEUED:
+            raise ConversationRefused(
+                "never-sent", f"script {seq} was never sent: the conversation has not started", status=409
+            )
         if seq != done:
             raise ConversationRefused(
                 "wrong-script",
@@ -253,11 +276,15 @@ def submit_responses(*, conversation_id: str, terminal_id: int, seq: int, body: 
         return _advance(conv)
 
 
-def interrupt(conversation_id: str, reason: str) -> bool:
-    """End an open conversation as interrupted (agent silent, card pulled, process died)."""
+def interrupt(conversation_id: str, reason: str, *, idle_before: datetime | None = None) -> bool:
+    """End an open conversation as interrupted (agent silent, card pulled, process died).
+    With ``idle_before``, only if nothing happened in it since then (checked under the row lock,
+    so an agent answering at that moment is not cut off)."""
     with transaction.atomic():
         conv = CardConversation.objects.select_for_update().filter(pk=conversation_id).first()
         if conv is None or not conv.is_open:
+            return False
+        if idle_before is not None and (conv.last_activity_at or conv.created_at) >= idle_before:
             return False
         conv.interrupt(reason)
         conv.save()

@@ -46,6 +46,9 @@ class CardConversation(models.Model):
     step_label = models.CharField(_("現在の手順"), max_length=60, blank=True)
     outcome = models.JSONField(_("結果"), null=True, blank=True)
     error_code = models.CharField(_("エラー"), max_length=40, blank=True)
+    # The agent session the conversation's scripts were handed to: a script is never handed to
+    # another agent (it could not know whether the first one ran it).
+    agent_session = models.CharField(max_length=64, blank=True, editable=False)
     created_at = models.DateTimeField(_("作成日時"), default=timezone.now)
     started_at = models.DateTimeField(_("開始日時"), null=True, blank=True)
     last_activity_at = models.DateTimeField(_("最終通信日時"), null=True, blank=True)
@@ -375,3 +378,34 @@ class Diagnosis(models.Model):
         self.card_id = card_id or self.card_id
         self.state = self.State.DONE
         self.finished_at = timezone.now()
+
+
+class TerminalPresence(models.Model):
+    """What the server knows of a terminal's agent: when it last polled and what it reported
+    (reader, card present, ATR, version), and which agent session holds the terminal."""
+
+    terminal = models.OneToOneField(
+        "operators.Terminal",
+        on_delete=models.CASCADE,
+        primary_key=True,
+        related_name="presence",
+        verbose_name=_("端末"),
+    )
+    agent_session = models.CharField(max_length=64, blank=True, editable=False)
+    # The session taken over by agent_session: told so if it comes back, never given the terminal.
+    superseded_session = models.CharField(max_length=64, blank=True, editable=False)
+    agent_version = models.CharField(_("エージェントの版"), max_length=60, blank=True)
+    agent_address = models.GenericIPAddressField(_("エージェントのアドレス"), null=True, blank=True)
+    reader = models.CharField(_("カードリーダー"), max_length=200, blank=True)
+    card_present = models.BooleanField(_("カードあり"), default=False)
+    atr = models.CharField(_("ATR"), max_length=80, blank=True)
+    last_poll_at = models.DateTimeField(_("最終ポーリング日時"), null=True, blank=True)
+    connected_at = models.DateTimeField(_("接続日時"), null=True, blank=True)
+    taken_over_at = models.DateTimeField(_("引き継ぎ日時"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("端末の接続状態")
+        verbose_name_plural = _("端末の接続状態")
+
+    def __str__(self) -> str:
+        return f"presence {self.terminal_id}"

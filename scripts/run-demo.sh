@@ -41,4 +41,5 @@ else
   echo "  scripts/system-deps.sh run); the service runs without a card terminal."
 fi
 echo
-"$BIN/python" manage.py runserver "$HOST:$PORT"
+# The same ASGI server as in production and in the tests, so the agents' long poll behaves the same.
+"$BIN/python" -m uvicorn config.asgi:application --host "$HOST" --port "$PORT" --timeout-graceful-shutdown 5

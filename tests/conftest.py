@@ -36,6 +36,19 @@ def make_operator(username: str, role: str, provider: Provider | None) -> Operat
     return factories.operator(username, role, provider)
 
 
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix) -> None:
+    """On SQLite the test database is a file, so that a server started in a subprocess (the relay
+    tests' ASGI server) sees the same data; PostgreSQL's test database is visible anyway."""
+    import os
+
+    from django.conf import settings
+
+    db = settings.DATABASES["default"]
+    if db["ENGINE"] == "django.db.backends.sqlite3" and not db.get("TEST", {}).get("NAME"):
+        db.setdefault("TEST", {})["NAME"] = str(settings.VAR_DIR / f"test-{os.getpid()}.sqlite3")
+
+
 @pytest.fixture(autouse=True)
 def _default_language():
     # A request in English leaves English active in the thread: every test starts in Japanese.

@@ -54,6 +54,14 @@ def check_command(args: list[str]) -> None:
     elif exe == "gunicorn":
         module, _, attr = args[1].partition(":")
         assert callable(getattr(importlib.import_module(module), attr))
+        # The ASGI application under uvicorn workers: the agents' long poll is the same as in
+        # `make run` and in the tests (uvicorn), never a thread per waiting agent.
+        assert module == "config.asgi", args
+        worker = args[args.index("-k") + 1]
+        worker_module, _, worker_class = worker.rpartition(".")
+        assert worker == "uvicorn_worker.UvicornWorker" and getattr(
+            importlib.import_module(worker_module), worker_class
+        )
     elif exe == "celery":
         module, _, attr = args[args.index("-A") + 1].partition(":")
         from celery import Celery
@@ -161,3 +169,9 @@ def test_production_refuses_a_short_secret_key(tmp_path):
         [sys.executable, "manage.py", "check"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
     )
     assert done.returncode != 0 and "SECRET_KEY must be at least 50 characters" in done.stderr
+
+
+def test_make_run_serves_with_uvicorn():
+    script = (ROOT / "scripts" / "run-demo.sh").read_text()
+    last = [line for line in script.splitlines() if line.strip() and not line.startswith("#")][-1]
+    assert "-m uvicorn config.asgi:application" in last and "runserver" not in script

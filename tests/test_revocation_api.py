@@ -376,7 +376,7 @@ def test_page_rendered_by_postgresql_equals_the_python_rendering(world, tmp_path
     text that needs escaping and a time with a fraction of a second."""
     from revocation import selectors
 
-    ap = card_ap(world.city, "render")
+    ap = factories.card_ap(world.city, "render")
     odd = ['quote " and \\ backslash', "改行\nと\tタブ", "emoji 🎴 </script>"]
     for n, user in enumerate(odd):
         install(f"ABCD{n:02X}", ap, user)

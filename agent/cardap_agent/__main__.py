@@ -1,0 +1,3 @@
+from cardap_agent.cli import main
+
+raise SystemExit(main())
