@@ -179,8 +179,11 @@ def reconcile(job: Job, content: CardContent) -> list[dict[str, Any]]:
     (each logged and audited); those the card needs come back as repair actions (a half-installed
     or unpersonalised AP is deleted: its PIN is gone, it cannot be completed)."""
     on_card = {aid: lc for area in content.areas.values() for aid, lc in area.instances.items()}
+    # Lock the card's installation rows only ("of self"): locking the joined card AP row too would
+    # serialise every read of a card carrying that AP and deadlock against the deferred foreign
+    # key checks (KEY SHARE on the card AP) of a transaction holding the audit log's lock.
     rows = list(
-        CardAPInstallation.objects.select_for_update()
+        CardAPInstallation.objects.select_for_update(of=("self",))
         .filter(card_id=content.cin)
         .exclude(state=I.DELETED)
         .select_related("card_ap")

@@ -465,3 +465,26 @@ def test_step_log_from_the_engines_replay_equals_a_fresh_replay(world, s, monkey
     # replays once and goes on with the same generator, the step log replays nothing. Replaying
     # again after recording the exchange and for the step log fetched 13 keys for the same work.
     assert len(fetched) == 7, [f.hex() for f in fetched]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_read_locks_the_cards_installations_not_the_card_ap(world, s):
+    """Reconciling a read locks the card's installation rows only. Locking the card AP row too
+    (FOR UPDATE over the join) made two terminals deadlock on PostgreSQL: one holding the card AP
+    row and waiting for the audit log's lock, the other holding that lock and checking its
+    foreign keys to the card AP at commit."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    if connection.vendor != "postgresql":
+        pytest.skip("row locks are PostgreSQL's (SQLite ignores FOR UPDATE)")
+    card = VirtualCard.create()
+    agent = Agent(s.terminal, card)
+    job, _trips = load(world, s, agent, [services.LoadItem(s.c)])
+    assert job.state == Job.State.SUCCEEDED
+    with CaptureQueriesContext(connection) as queries:
+        assert read(world, s, agent).state == Job.State.SUCCEEDED
+    locking = [q["sql"] for q in queries.captured_queries if "FOR UPDATE" in q["sql"]]
+    joined = [q for q in locking if '"cardap_cardap"' in q]
+    assert joined, locking  # the reconciliation's query, with its card AP joined
+    assert all('FOR UPDATE OF "cardap_cardapinstallation"' in q for q in joined), joined
