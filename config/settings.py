@@ -38,7 +38,7 @@ CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
 SITE_URL = env_str("SITE_URL", "http://127.0.0.1:8000")
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "operators.admin_apps.JLISAdminConfig",  # django.contrib.admin with the J-LIS site
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -113,7 +113,6 @@ CELERY_TASK_ALWAYS_EAGER = not (REDIS_URL or env_str("CELERY_BROKER_URL"))
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
-CELERY_TIMEZONE = "Asia/Tokyo"
 CELERY_BEAT_SCHEDULE: dict[str, dict] = {}
 
 if REDIS_URL:
@@ -169,7 +168,8 @@ LOGIN_EXEMPT_PREFIXES = [
 LANGUAGE_CODE = "ja"
 LANGUAGES = [("ja", _("日本語")), ("en", _("English"))]
 LOCALE_PATHS = [BASE_DIR / "locale"]
-TIME_ZONE = "Asia/Tokyo"
+TIME_ZONE = "Asia/Tokyo"  # Japan time: the one time zone (Celery and the service calendar use it)
+CELERY_TIMEZONE = TIME_ZONE
 USE_I18N = True
 USE_TZ = True
 
@@ -177,6 +177,9 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = VAR_DIR / "static"
+# Demo and debug runs serve static files straight from the source tree (no collectstatic).
+WHITENOISE_USE_FINDERS = DEBUG or DEMO
+WHITENOISE_AUTOREFRESH = DEBUG or DEMO
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {
@@ -189,7 +192,7 @@ STORAGES = {
 # --- Mail (maintenance notices, failure notices) -----------------------------------------------
 EMAIL_BACKEND = env_str(
     "EMAIL_BACKEND",
-    "django.core.mail.backends.console.EmailBackend"
+    "config.mail.SummaryConsoleBackend"  # one line per mail, not the MIME message in base64
     if (DEBUG or DEMO)
     else "django.core.mail.backends.smtp.EmailBackend",
 )
@@ -273,11 +276,19 @@ SERVICE_CLOSE_TIME = env_str("SERVICE_CLOSE_TIME", "22:00")
 SERVICE_CLOSED_PERIOD = env_str("SERVICE_CLOSED_PERIOD", "12-29..01-03")
 MAINTENANCE_NOTICE_BUSINESS_DAYS = env_int("MAINTENANCE_NOTICE_BUSINESS_DAYS", 10, minimum=0)
 MAINTENANCE_BANNER_DAYS = env_int("MAINTENANCE_BANNER_DAYS", 30, minimum=1)
+# Demo mode opens the service hours (card operations at any hour; maintenance windows still apply)
+# and says so in a banner. Only in demo mode: production always keeps the hours above.
+DEMO_OPEN_ALL_HOURS = env_bool("DEMO_OPEN_ALL_HOURS", DEMO)
+if DEMO_OPEN_ALL_HOURS and not DEMO:
+    raise ImproperlyConfigured("DEMO_OPEN_ALL_HOURS=1 is allowed only in demo mode (CARDAP_DEMO=1)")
 
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"expected_refusals": {"()": "config.logfilters.ExpectedRefusals"}},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["expected_refusals"]}
+    },
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
 }

@@ -12,7 +12,7 @@ from cardap.models import CardAP, CardAPInstallation
 from gpcard.operations import CardContent
 from loading.models import Job
 from operators.models import Operator, Terminal
-from operators.permissions import OPERATING_ROLES, R
+from operators.policy import OPERATING_ROLES, R
 
 
 def jobs_for(user: Any) -> QuerySet[Job]:

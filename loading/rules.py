@@ -12,10 +12,9 @@ from django.utils.translation import gettext as _
 from cardap import service_calendar
 from cardap import services as registry
 from cardap.models import CardAP, Provider
-from cardap.selectors import loadable_card_aps
 from gpcard.operations import CardContent
 from operators.models import Operator, Terminal
-from operators.permissions import check_scope
+from operators.policy import card_aps_loadable_by, check_scope
 
 AREA_KEYS = {CardAP.Area.LOCAL: "local", CardAP.Area.EXTENDED: "extended"}
 PERSONALISED = 0x0F
@@ -80,7 +79,7 @@ def check_loadable(provider: Provider, card_aps: Sequence[CardAP]) -> None:
         raise JobRefused(
             "nothing_chosen", _("カードAPが選ばれていません。"), _("搭載するカードAPを選んでください。")
         )
-    allowed = set(loadable_card_aps(provider).values_list("pk", flat=True))
+    allowed = set(card_aps_loadable_by(provider).values_list("pk", flat=True))
     for ap in card_aps:
         if ap.pk not in allowed:
             raise JobRefused(

@@ -17,12 +17,13 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
 from cardap.models import CardAP
-from cardap.selectors import loadable_card_aps, presets_for
+from cardap.selectors import presets_for
 from loading import job_selectors as sel
 from loading import services
 from loading.forms import JobHistoryFilter, confirm_form
 from loading.models import Job
 from loading.rules import JobRefused
+from operators import policy
 from operators.audit import record
 from operators.models import Operator, Terminal
 from operators.views import _csv_response
@@ -37,10 +38,7 @@ def _terminal(request: HttpRequest, pk: int) -> Terminal:
     """A terminal the caller may operate; another provider's (or a non-operating role) is a 404."""
     terminal = sel.operating_terminals(request.user).filter(pk=pk).first()
     if terminal is None:
-        record(
-            action="permission.denied", request=request, target=request.path[:200], detail={"terminal": pk}
-        )
-        raise Http404
+        raise policy.not_found(request, reason="not_operable", terminal=pk)
     return terminal
 
 
@@ -61,7 +59,7 @@ def terminal_list(request: HttpRequest) -> HttpResponse:
         "terminal_admin",
         "provider_admin",
     ):
-        raise PermissionDenied(_("この役割ではカードの操作はできません。"))
+        raise policy.deny(request, _("この役割ではカードの操作はできません。"), reason="role")
     return render(request, "loading/terminal_list.html", {"terminals": terminals})
 
 
@@ -96,12 +94,12 @@ def read_card(request: HttpRequest, pk: int) -> HttpResponse:
 
 def _chosen(request: HttpRequest, operator: Operator) -> list[CardAP]:
     assert operator.provider is not None
-    allowed = loadable_card_aps(operator.provider)
+    allowed = policy.card_aps_loadable_by(operator.provider).order_by("name")
     preset = request.GET.get("preset") or request.POST.get("preset")
     if preset:
         found = presets_for(operator.provider).filter(pk=preset).first()
         if found is None:
-            raise Http404
+            raise policy.not_found(request, reason="other_provider", preset=preset[:20])
         return [ap for ap in found.ordered_card_aps() if allowed.filter(pk=ap.pk).exists()]
     ids = [int(v) for v in (request.GET.getlist("ap") or request.POST.getlist("ap")) if v.isdigit()]
     return list(allowed.filter(pk__in=ids))
@@ -120,7 +118,8 @@ def load(request: HttpRequest, pk: int) -> HttpResponse:
     chosen = _chosen(request, operator)
     if not chosen:
         on_card = {aid for a in card["content"].areas.values() for aid in a.instances}
-        choices = [ap for ap in loadable_card_aps(operator.provider) if ap.aid not in on_card]
+        loadable = policy.card_aps_loadable_by(operator.provider).order_by("name")
+        choices = [ap for ap in loadable if ap.aid not in on_card]
         return render(
             request,
             "loading/load_choose.html",
@@ -298,7 +297,7 @@ def job_list(request: HttpRequest) -> HttpResponse:
         "terminal_admin",
         "operator",
     ):
-        raise PermissionDenied
+        raise policy.deny(request, reason="role")
     form, qs = _history(request)
     return render(
         request, "loading/job_list.html", {"form": form, "jobs": qs[:200], "query": request.GET.urlencode()}

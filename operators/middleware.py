@@ -14,7 +14,7 @@ from django.http import HttpRequest, HttpResponse
 from django.utils.translation import gettext as _
 
 from operators.audit import record
-from operators.permissions import otp_verified
+from operators.policy import otp_verified
 
 
 class OTPRequiredMiddleware:

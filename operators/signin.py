@@ -6,10 +6,7 @@ from __future__ import annotations
 import re
 import time
 from base64 import b32encode
-from collections.abc import Callable
-from functools import wraps
 from typing import Any
-from urllib.parse import quote
 
 import django_otp
 import qrcode
@@ -32,15 +29,14 @@ from django_otp.models import Device
 from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from operators import lockout
+from operators import demo, lockout
 from operators.audit import client_ip, record
 from operators.forms import CodeForm, PasswordForm
 from operators.models import Operator
-from operators.permissions import otp_verified
+from operators.policy import REAUTH_AT, otp_verified, reauth_required  # noqa: F401 (re-exported)
 
 PRE_AUTH = "operators.pre_auth"  # user who passed the password step, awaiting the code
 NEXT = "operators.next"
-REAUTH_AT = "operators.reauth_at"
 BACKUP_CODES = 10
 PRE_AUTH_SECONDS = 5 * 60  # the code must follow the password within this time
 # A 12-digit individual number or 11-digit resident record code typed into the username field
@@ -195,7 +191,8 @@ def otp_view(request: HttpRequest) -> HttpResponse:
                     "確認コードが正しくないか、既に使用済みです。認証アプリの最新のコードを入力してください。"
                 )
             )
-    return render(request, "operators/otp.html", {"form": form, "error": error, "pending": user})
+    context = {"form": form, "error": error, "pending": user, "demo_code": demo.current_code(user)}
+    return render(request, "operators/otp.html", context)
 
 
 def _qr_svg(data: str) -> str:
@@ -252,20 +249,6 @@ def enrol_view(request: HttpRequest) -> HttpResponse:
             "pending": user,
         },
     )
-
-
-def reauth_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
-    """Sensitive actions (roles, scopes, credentials) need a code entered within REAUTH_SECONDS."""
-
-    @wraps(view)
-    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        at = request.session.get(REAUTH_AT)
-        if at is None or time.time() - at > settings.REAUTH_SECONDS:
-            messages.info(request, _("重要な操作のため、確認コードをもう一度入力してください。"))
-            return redirect(f"{reverse('operators:reauth')}?next={quote(request.get_full_path())}")
-        return view(request, *args, **kwargs)
-
-    return wrapper
 
 
 @never_cache

@@ -14,7 +14,8 @@ from hypothesis import HealthCheck, settings
 from cardap.apikeys import find_key
 from cardap.models import ProviderAPIKey
 from revocation import services
-from tests.revocation_support import at, card_ap, fast_passwords, install, write  # noqa: F401
+from tests import factories
+from tests.revocation_support import at, fast_passwords, install, write  # noqa: F401
 
 # Cases are generated (with their auth) before fixtures run, so the key is fixed here and
 # stored, hashed, by the fixture; find_key must accept it like an issued one.
@@ -36,7 +37,7 @@ def keep_test_connection():
 @pytest.fixture
 def api_data(world, tmp_path, settings, keep_test_connection):
     settings.REVOCATION_API_RATE = "100000/min"
-    ap = card_ap(world.city)
+    ap = factories.card_ap(world.city)
     install("AB01", ap, "U-1")
     install("AB02", ap, "U-2")
     services.apply_feed(

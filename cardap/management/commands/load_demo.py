@@ -13,7 +13,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from cardap.models import Provider
 from operators.models import Operation, Operator, OperatorScope, Terminal
-from operators.services import _digest
+from operators.tokens import digest as _digest
 
 DEMO_PASSWORD = "demo-password-2026"
 
