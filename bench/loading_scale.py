@@ -70,7 +70,9 @@ def world():  # type: ignore[no-untyped-def]
     from operators.models import Operator
     from tests.conftest import make_operator
 
-    city = Provider.objects.create(name="ベンチ市", kind="municipality", local_gov_code="131016", status="live")
+    city = Provider.objects.create(
+        name="ベンチ市", kind="municipality", local_gov_code="131016", status="live"
+    )
     R = Operator.Role
     W = make_dataclass("W", ["city", "city_admin", "city_operator", "jlis"])
     return W(
@@ -105,7 +107,9 @@ class Stopwatch:
         return inner
 
 
-def serve(index: int, terminal_ids: list[int], ids: dict[str, int], deadline: float, max_loads: int, out) -> None:  # type: ignore[no-untyped-def]
+def serve(
+    index: int, terminal_ids: list[int], ids: dict[str, int], deadline: float, max_loads: int, out
+) -> None:  # type: ignore[no-untyped-def]
     connections.close_all()  # a connection of its own, not the parent's
     from cardap.models import CardAP
     from loading import engine, jobs, services
@@ -152,7 +156,10 @@ def serve(index: int, terminal_ids: list[int], ids: dict[str, int], deadline: fl
         while time.monotonic() < deadline and done["loads"] < max_loads:
             for kind in ("load", "delete"):
                 read = yield from run(
-                    agent, services.start_read(operator=operator, terminal=terminal, request_key=f"{index}.{next(counter)}")
+                    agent,
+                    services.start_read(
+                        operator=operator, terminal=terminal, request_key=f"{index}.{next(counter)}"
+                    ),
                 )
                 if read.state != Job.State.SUCCEEDED:
                     errors.append(f"read {read.error_code}")
@@ -302,7 +309,9 @@ def main() -> None:
     if times:
         p95 = times[min(len(times) - 1, int(0.95 * len(times)))]
         print(f"load job time: p50 {statistics.median(times) * 1000:.0f} ms, p95 {p95 * 1000:.0f} ms")
-    print(f"server CPU per card operation: {cpu / max(ops, 1) * 1000:.1f} ms (from /proc, {cpu:.1f} s in all)")
+    print(
+        f"server CPU per card operation: {cpu / max(ops, 1) * 1000:.1f} ms (from /proc, {cpu:.1f} s in all)"
+    )
     for k in ("services", "engine", "audit"):
         wall_k, cpu_k, calls = w_(k)
         print(
@@ -311,7 +320,10 @@ def main() -> None:
         )
     print(f"audit entries: {entries} ({entries / max(ops, 1):.1f} per card operation incl. its reads)")
     print(f"PostgreSQL backends of the servers: CPU {pg_cpu / max(ops, 1) * 1000:.1f} ms per card operation")
-    print(f"cards disagreeing with the database: {disagree}; audit chain problems: {len(problems)} {problems[:2]}")
+    print(
+        f"cards disagreeing with the database: {disagree}; "
+        f"audit chain problems: {len(problems)} {problems[:2]}"
+    )
 
 
 if __name__ == "__main__":
