@@ -23,9 +23,18 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 tmp = tempfile.mkdtemp(prefix="bench-loading-")
 os.environ.setdefault("CARDAP_DEMO", "1")
-os.environ["DATABASE_URL"] = f"sqlite:///{tmp}/bench.sqlite3"
+# --postgres: a throw-away database "<DATABASE_URL's database>_bench_load" on that server
+# (created now, dropped at exit); otherwise a throw-away SQLite file.
+_PG = "--postgres" in sys.argv
+if _PG:
+    from bench_db import throwaway_postgres
+
+    os.environ["DATABASE_URL"] = throwaway_postgres("bench_load")
+else:
+    os.environ["DATABASE_URL"] = f"sqlite:///{tmp}/bench.sqlite3"
 os.environ["SERVICE_OPEN_TIME"], os.environ["SERVICE_CLOSE_TIME"] = "00:00", "23:59"
 os.environ["SERVICE_CLOSED_PERIOD"] = "02-28..02-28"
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
@@ -35,6 +44,7 @@ import django  # noqa: E402
 django.setup()
 
 from django.core.management import call_command  # noqa: E402
+from django.db import connection  # noqa: E402
 
 call_command("migrate", verbosity=0)
 
@@ -79,17 +89,25 @@ def world():  # type: ignore[no-untyped-def]
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=10)
+    parser.add_argument("--postgres", action="store_true", help="PostgreSQL at DATABASE_URL's server")
+    parser.add_argument("--profile", action="store_true", help="pyinstrument profile of the engine runs")
     args = parser.parse_args()
     w = world()
     s = setup(w)
     n = iter(range(10**6))
+    profiler = None
+    if args.profile:
+        from pyinstrument import Profiler
+
+        profiler = Profiler(interval=0.0005)
     results: dict[str, list[float]] = {"in-process": [], "engine +0 ms": [], "engine +50 ms": []}
+    cpu: dict[str, list[float]] = {k: [] for k in results}
     for _ in range(args.runs):
         card = VirtualCard.create()
         from loading.engine import Context
 
         ctx = Context("bench", s.terminal.pk, {}, b"s" * 32)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         content, _trips = run_in_process(
             operations.read_card(keys=cardkeys.card_keys, challenge=ctx.host_challenge, listing=False),
             card.transmit,
@@ -107,6 +125,7 @@ def main() -> None:
             card.transmit,
         )
         results["in-process"].append(time.perf_counter() - t0)
+        cpu["in-process"].append(time.process_time() - c0)
         for delay, label in ((0.0, "engine +0 ms"), (0.05, "engine +50 ms")):
             card = VirtualCard.create()
             agent = SlowAgent(s.terminal, card, delay)
@@ -115,7 +134,9 @@ def main() -> None:
                 services.start_read(operator=w.city_operator, terminal=s.terminal, request_key=f"b{next(n)}")
             )
             agent.delay = delay
-            t0 = time.perf_counter()
+            if profiler is not None and not delay:
+                profiler.start()
+            t0, c0 = time.perf_counter(), time.process_time()
             job = services.start_load(
                 operator=w.city_operator,
                 terminal=s.terminal,
@@ -126,14 +147,20 @@ def main() -> None:
             )
             job = agent.run(job)
             results[label].append(time.perf_counter() - t0)
+            cpu[label].append(time.process_time() - c0)
+            if profiler is not None and not delay:
+                profiler.stop()
             assert job.state == "succeeded", job.error_code
     base = statistics.median(results["in-process"])
-    print(f"runs: {args.runs}; round trips per load: 2")
-    print("| path | median ms | vs in-process |")
-    print("|---|---|---|")
+    print(f"runs: {args.runs}; round trips per load: 2; database: {connection.vendor}")
+    cpu_base = statistics.median(cpu["in-process"])
+    print("| path | median ms | vs in-process | CPU ms of this process | CPU vs in-process |")
+    print("|---|---|---|---|---|")
     for label, values in results.items():
-        med = statistics.median(values)
-        print(f"| {label} | {med * 1000:.1f} | {med / base:.1f} |")
+        med, c = statistics.median(values), statistics.median(cpu[label])
+        print(f"| {label} | {med * 1000:.1f} | {med / base:.1f} | {c * 1000:.1f} | {c / cpu_base:.1f} |")
+    if profiler is not None:
+        print(profiler.output_text(unicode=False, color=False))
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import secrets
 
@@ -151,4 +152,11 @@ def get_keystore() -> DatabaseKeyStore:
     raw = settings.KEYSTORE_KEY or (DEMO_KEYSTORE_KEY.decode() if settings.DEMO or settings.DEBUG else "")
     if not raw:
         raise ImproperlyConfigured("KEYSTORE_KEY is not set")
+    return _keystore_for(raw)
+
+
+@functools.lru_cache(maxsize=4)
+def _keystore_for(raw: str) -> DatabaseKeyStore:
+    """One store object per configured store key: it holds only the derived sealing key (which
+    every call needs anyway), never an opened key, so keeping it saves an HKDF per use."""
     return DatabaseKeyStore(decode_store_key(raw))

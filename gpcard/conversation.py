@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Generator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from gpcard.apdu import ResponseAPDU
@@ -40,6 +40,7 @@ __all__ = [
     "agent_continues",
     "expect_success",
     "replay",
+    "resume",
     "run_in_process",
 ]
 
@@ -135,16 +136,21 @@ def run_in_process(conversation: Conversation, transmit: Callable[[bytes], bytes
 @dataclass(frozen=True)
 class Replayed:
     """Where a conversation stands after replaying its transcript: the next batch to send, or
-    (``finished``) its outcome."""
+    (``finished``) its outcome. ``batches`` are the batches it yielded on the way, one per
+    exchange (plus ``batch`` when not finished); ``conversation`` is the live generator, which
+    :func:`resume` feeds the answer to ``batch`` without replaying everything again."""
 
     finished: bool
     batch: Batch | None = None
     outcome: Any = None
+    batches: tuple[Batch, ...] = ()
+    conversation: Conversation | None = field(default=None, repr=False, compare=False)
 
 
 def replay(conversation: Conversation, transcript: Sequence[tuple[str, Sequence[bytes]]]) -> Replayed:
     """Feed a fresh generator the recorded exchanges, ``(digest of the batch sent, responses)``
     each, checking that it yields the same batches as before, and return what comes next."""
+    seen: list[Batch] = []
     try:
         batch = next(conversation)
         for index, (digest, responses) in enumerate(transcript):
@@ -156,7 +162,26 @@ def replay(conversation: Conversation, transcript: Sequence[tuple[str, Sequence[
                 raise ConversationError(
                     f"batch {index} had {len(batch.commands)} commands but {len(responses)} responses"
                 )
+            seen.append(batch)
             batch = conversation.send(list(responses))
     except StopIteration as stop:
-        return Replayed(True, outcome=stop.value)
-    return Replayed(False, batch=batch)
+        return Replayed(True, outcome=stop.value, batches=tuple(seen))
+    return Replayed(False, batch=batch, batches=(*seen, batch), conversation=conversation)
+
+
+def resume(where: Replayed, responses: Sequence[bytes]) -> Replayed:
+    """Send the responses to the batch ``where`` stopped at into the same live generator: what
+    :func:`replay` over the transcript plus this exchange would return, without running the
+    transcript a second time. A Replayed is resumed at most once (its generator moves on)."""
+    if where.finished or where.batch is None or where.conversation is None:
+        raise ConversationError("nothing is awaiting responses")
+    if len(responses) > len(where.batch.commands):
+        raise ConversationError(
+            f"the batch had {len(where.batch.commands)} commands but {len(responses)} responses"
+        )
+    conversation = where.conversation
+    try:
+        batch = conversation.send(list(responses))
+    except StopIteration as stop:
+        return Replayed(True, outcome=stop.value, batches=where.batches)
+    return Replayed(False, batch=batch, batches=(*where.batches, batch), conversation=conversation)

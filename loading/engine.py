@@ -26,7 +26,15 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.dispatch import Signal
 
-from gpcard.conversation import Batch, Conversation, ConversationError, agent_continues, replay
+from gpcard.conversation import (
+    Batch,
+    Conversation,
+    ConversationError,
+    Replayed,
+    agent_continues,
+    replay,
+    resume,
+)
 from gpcard.script import ScriptError, parse_response_script
 from gpcard.sw import CardError
 from loading import wakeups
@@ -68,6 +76,10 @@ class Context:
     params: dict[str, Any]
     seed: bytes
     _sealed: str = field(default="", repr=False)
+    # What a program computes once per round trip and needs at several steps of its replay
+    # (e.g. the per-card SCP03 keys): lives as long as this Context, i.e. one agent POST, in
+    # memory only.
+    memo: dict[Any, Any] = field(default_factory=dict, repr=False, compare=False)
 
     def host_challenge(self, n: int = 0) -> bytes:
         return hmac.new(self.seed, f"host-challenge/{n}".encode(), hashlib.sha256).digest()[:8]
@@ -167,10 +179,17 @@ def _end_with_error(conv: CardConversation, exc: Exception) -> Ended:
     return Ended(str(conv.id), conv.state, conv.outcome)
 
 
-def _advance(conv: CardConversation) -> Step:
-    """Replay the program over the transcript; hand out the next batch or end the conversation."""
+def _replay(conv: CardConversation) -> Replayed:
+    return replay(get_program(conv.program)(_context(conv)), conv.exchanges())
+
+
+def _advance(conv: CardConversation, step: Callable[[], Replayed] | None = None) -> Step:
+    """Replay the program over the transcript (or take ``step``'s result: the live generator fed
+    the exchange just recorded); hand out the next batch or end the conversation. The batches
+    replayed are left on ``conv.replayed_batches`` for the handlers of the signals (the job's step
+    log), so they need not run the program once more."""
     try:
-        where = replay(get_program(conv.program)(_context(conv)), conv.exchanges())
+        where = step() if step is not None else _replay(conv)
     except Exception as exc:  # a card answer the program refuses, or a program defect
         if not isinstance(exc, ConversationError | CardError | ValueError | LookupError):
             log.exception("card program %s failed in conversation %s", conv.program, conv.id)
@@ -178,6 +197,7 @@ def _advance(conv: CardConversation) -> Step:
         conv.save()
         conversation_ended.send(sender=CardConversation, conversation=conv)
         return ended
+    conv.replayed_batches = where.batches
     if where.finished:
         conv.finish(where.outcome)
         conv.save()
@@ -253,7 +273,7 @@ def submit_responses(
             response_script = parse_response_script(body)
         except ScriptError as exc:
             raise ConversationRefused("malformed", f"not a response script: {exc}") from None
-        where = replay(get_program(conv.program)(_context(conv)), conv.exchanges())
+        where = _replay(conv)
         if where.finished or where.batch is None:
             raise ConversationRefused("wrong-script", "no script is awaiting responses", status=409)
         batch = where.batch
@@ -273,7 +293,8 @@ def submit_responses(
             responses=responses,
             answer_digest=answer_digest,
         )
-        return _advance(conv)
+        # The generator that was just checked against the transcript goes on from here.
+        return _advance(conv, lambda: resume(where, responses))
 
 
 def interrupt(conversation_id: str, reason: str, *, idle_before: datetime | None = None) -> bool:

@@ -14,6 +14,7 @@ import hashlib
 import hmac
 import json
 import logging
+from collections.abc import Iterator
 from typing import Any
 
 from django.conf import settings
@@ -74,13 +75,27 @@ class _LogContext(Context):
 def step_log(conv: CardConversation) -> list[dict[str, str]]:
     """[{step, command, sw}] for every command of the conversation that reached the card (and one
     with sw "" for the command the card did not answer)."""
+    exchanges = conv.exchanges()
+    if len(conv.replayed_batches) >= len(exchanges):
+        # The engine has just replayed the program over this transcript (checked): its batches.
+        return _log_entries(zip(conv.replayed_batches, (r for _d, r in exchanges), strict=False))
     ctx = _LogContext(str(conv.id), conv.terminal_id, conv.params, bytes.fromhex(conv.seed))
+
+    def replayed() -> Iterator[tuple[Batch, list[bytes]]]:
+        gen = engine.get_program(conv.program)(ctx)
+        batch: Batch = next(gen)
+        for _digest, responses in exchanges:
+            yield batch, responses
+            batch = gen.send(responses)
+
+    return _log_entries(replayed())
+
+
+def _log_entries(exchanges: Iterator[tuple[Batch, list[bytes]]]) -> list[dict[str, str]]:
     out: list[dict[str, str]] = []
     target = ""
     try:
-        gen = engine.get_program(conv.program)(ctx)
-        batch: Batch = next(gen)
-        for _digest, responses in conv.exchanges():
+        for batch, responses in exchanges:
             for i, command in enumerate(batch.commands):
                 if command[1] == 0xA4 and len(command) > 5:  # SELECT: what the next commands address
                     target = _target(command[5 : 5 + command[4]].hex().upper())
@@ -102,11 +117,10 @@ def step_log(conv: CardConversation) -> list[dict[str, str]]:
                 )
                 if not sw:
                     break
-            batch = gen.send(responses)
     except StopIteration:
         pass
     except Exception as exc:  # a program that refused the card's answers ends its log here
-        log.debug("step log of %s ends at %s", conv.id, type(exc).__name__)
+        log.debug("step log ends at %s", type(exc).__name__)
     return out
 
 
@@ -165,8 +179,11 @@ def reconcile(job: Job, content: CardContent) -> list[dict[str, Any]]:
     (each logged and audited); those the card needs come back as repair actions (a half-installed
     or unpersonalised AP is deleted: its PIN is gone, it cannot be completed)."""
     on_card = {aid: lc for area in content.areas.values() for aid, lc in area.instances.items()}
+    # Lock the card's installation rows only ("of self"): locking the joined card AP row too would
+    # serialise every read of a card carrying that AP and deadlock against the deferred foreign
+    # key checks (KEY SHARE on the card AP) of a transaction holding the audit log's lock.
     rows = list(
-        CardAPInstallation.objects.select_for_update()
+        CardAPInstallation.objects.select_for_update(of=("self",))
         .filter(card_id=content.cin)
         .exclude(state=I.DELETED)
         .select_related("card_ap")

@@ -53,6 +53,9 @@ class CardConversation(models.Model):
     started_at = models.DateTimeField(_("開始日時"), null=True, blank=True)
     last_activity_at = models.DateTimeField(_("最終通信日時"), null=True, blank=True)
     finished_at = models.DateTimeField(_("終了日時"), null=True, blank=True)
+    # Not stored: the batches the engine's replay yielded in this request, one per exchange
+    # (loading.engine._advance sets it; the job's step log reads it instead of replaying again).
+    replayed_batches: tuple[Any, ...] = ()
 
     class Meta:
         verbose_name = _("カード通信")

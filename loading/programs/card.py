@@ -8,16 +8,31 @@ from typing import Any
 
 from cardap.models import CardAP
 from gpcard import apdesc, operations
-from gpcard.aid import custom_module_aid
+from gpcard.aid import AID, custom_module_aid
 from gpcard.conversation import Conversation
+from gpcard.scp03 import StaticKeys
 from loading import cardkeys
 from loading.engine import Context, program
+
+
+def _keys(ctx: Context) -> operations.KeysFor:
+    """The per-card SCP03 keys, fetched and diversified once per round trip (the replay asks for
+    the same keys at every step it passes through), kept only in the Context's memory."""
+    cache: dict[tuple[bytes, bytes, bytes], StaticKeys] = ctx.memo.setdefault("card_keys", {})
+
+    def keys(sd: AID, iin: bytes, cin: bytes) -> StaticKeys:
+        key = (bytes(sd), bytes(iin), bytes(cin))
+        if key not in cache:
+            cache[key] = cardkeys.card_keys(sd, iin, cin)
+        return cache[key]
+
+    return keys
 
 
 @program("card-read")
 def card_read(ctx: Context) -> Conversation:
     content = yield from operations.read_card(
-        keys=cardkeys.card_keys, challenge=ctx.host_challenge, listing=bool(ctx.params.get("listing", True))
+        keys=_keys(ctx), challenge=ctx.host_challenge, listing=bool(ctx.params.get("listing", True))
     )
     return content.to_json()
 
@@ -84,7 +99,7 @@ def card_change(ctx: Context) -> Conversation:
     outcome = yield from operations.change_card(
         content=content,
         actions=build_actions(ctx),
-        keys=cardkeys.card_keys,
+        keys=_keys(ctx),
         challenge=ctx.host_challenge,
         label=str(ctx.params.get("label", "change")),
     )

@@ -436,3 +436,55 @@ def test_agent_killed_mid_script_then_interrupted_and_repaired(world, s, ran):
     else:
         assert row.state == CardAPInstallation.State.DELETED
     assert all(lc == "0F" for lc in on_card.values())
+
+
+@pytest.mark.django_db
+def test_step_log_from_the_engines_replay_equals_a_fresh_replay(world, s, monkeypatch):
+    """The job's step log is built from the batches the engine has just replayed; rebuilt from
+    scratch by replaying the program (what it did before) it is the same. And a round trip asks
+    the key store for each card key once, however many steps its replay passes through."""
+    from loading import cardkeys, jobs
+
+    fetched: list[bytes] = []
+    real = cardkeys.card_keys
+
+    def counting(sd, iin, cin):  # type: ignore[no-untyped-def]
+        fetched.append(bytes(sd))
+        return real(sd, iin, cin)
+
+    monkeypatch.setattr(cardkeys, "card_keys", counting)
+    card = VirtualCard.create()
+    agent = Agent(s.terminal, card)
+    job, trips = load(world, s, agent, [services.LoadItem(s.c)])
+    assert job.state == Job.State.SUCCEEDED, job.error_message
+    conv = job.conversation
+    assert conv.replayed_batches == ()  # not stored: a fresh instance has none
+    rebuilt = jobs.step_log(conv)  # replays the program
+    assert rebuilt and [e for e in job.steps if e["step"] != "reconcile"][-len(rebuilt) :] == rebuilt
+    # Read job (2 POSTs), the load's read (1) and change (1 POST + the first script): each POST
+    # replays once and goes on with the same generator, the step log replays nothing. Replaying
+    # again after recording the exchange and for the step log fetched 13 keys for the same work.
+    assert len(fetched) == 7, [f.hex() for f in fetched]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_read_locks_the_cards_installations_not_the_card_ap(world, s):
+    """Reconciling a read locks the card's installation rows only. Locking the card AP row too
+    (FOR UPDATE over the join) made two terminals deadlock on PostgreSQL: one holding the card AP
+    row and waiting for the audit log's lock, the other holding that lock and checking its
+    foreign keys to the card AP at commit."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    if connection.vendor != "postgresql":
+        pytest.skip("row locks are PostgreSQL's (SQLite ignores FOR UPDATE)")
+    card = VirtualCard.create()
+    agent = Agent(s.terminal, card)
+    job, _trips = load(world, s, agent, [services.LoadItem(s.c)])
+    assert job.state == Job.State.SUCCEEDED
+    with CaptureQueriesContext(connection) as queries:
+        assert read(world, s, agent).state == Job.State.SUCCEEDED
+    locking = [q["sql"] for q in queries.captured_queries if "FOR UPDATE" in q["sql"]]
+    joined = [q for q in locking if '"cardap_cardap"' in q]
+    assert joined, locking  # the reconciliation's query, with its card AP joined
+    assert all('FOR UPDATE OF "cardap_cardapinstallation"' in q for q in joined), joined
