@@ -3,7 +3,6 @@ see every job, everyone else only their own provider's (another provider's job i
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
 
 from django.db.models import QuerySet
@@ -91,11 +90,3 @@ def card_view(job: Job, provider_id: int | None) -> dict[str, Any]:
     }
 
 
-def terminal_presence(terminal: Terminal) -> dict[str, Any] | None:
-    """The agent's live state (connected, reader, card present) when the relay provides it."""
-    try:
-        module = importlib.import_module("loading.selectors")
-    except ImportError:
-        return None
-    presence = getattr(module, "terminal_presence", None)
-    return presence(terminal) if presence is not None else None

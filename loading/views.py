@@ -23,6 +23,7 @@ from loading import services
 from loading.forms import JobHistoryFilter, confirm_form
 from loading.models import Job
 from loading.rules import JobRefused
+from loading.selectors import terminal_presence
 from operators import policy
 from operators.audit import record
 from operators.models import Operator, Terminal
@@ -70,7 +71,7 @@ def terminal_page(request: HttpRequest, pk: int) -> HttpResponse:
     read = sel.last_read(terminal, operator)
     context: dict[str, Any] = {
         "terminal": terminal,
-        "presence": sel.terminal_presence(terminal),
+        "presence": terminal_presence(terminal),
         "read": read,
         "card": sel.card_view(read, operator.provider_id) if read is not None else None,
         "active": Job.objects.filter(terminal=terminal, state__in=Job.ACTIVE_STATES).first(),

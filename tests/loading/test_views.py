@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
 from loading import services
 from loading.models import Job
@@ -33,6 +34,21 @@ def test_terminal_page_by_role(world, s):
     assert signed_in(world.auditor).get(url).status_code == 404  # auditors do not operate cards
     assert signed_in(world.jlis).get(url).status_code == 404
     assert AuditEntry.objects.filter(action="permission.denied").count() == 3
+
+
+@pytest.mark.django_db
+def test_terminal_page_shows_the_agents_live_state(world, s):
+    from loading.models import TerminalPresence
+
+    url = reverse("jobs:terminal", args=[s.terminal.pk])
+    page = signed_in(world.city_operator).get(url).content.decode()
+    assert "接続履歴なし" in page and "presence.json" in page  # never polled; the page refreshes it
+    TerminalPresence.objects.update_or_create(
+        terminal=s.terminal,
+        defaults={"last_poll_at": timezone.now(), "reader": "Virtual PCD 00 00", "card_present": True},
+    )
+    page = signed_in(world.city_operator).get(url).content.decode()
+    assert "Virtual PCD 00 00" in page and "カードあり" in page
 
 
 @pytest.mark.django_db
