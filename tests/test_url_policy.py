@@ -17,7 +17,9 @@ from tests.test_admin_policy import snapshot, stale
 
 pytestmark = pytest.mark.django_db
 
-SKIP_PREFIXES = ("admin/", "i18n/", "api/", "static/")
+# api/ (API keys) and relay/ (terminal credentials) take no session: tests/relay and the API tests
+# cover their refusals.
+SKIP_PREFIXES = ("admin/", "i18n/", "api/", "relay/", "static/")
 # "changing roles, permitted operations or terminal credentials asks for a code again" (README),
 # and new backup codes.
 REAUTH_PROMISED = {
