@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import datetime as dt
 import re
 from typing import Any
 
@@ -164,12 +165,32 @@ class ScopeForm(forms.Form):
         return initial
 
 
+# Search dates outside this range would overflow when turned into Japan-time instants.
+AUDIT_DATE_MIN = dt.date(2000, 1, 1)
+AUDIT_DATE_MAX = dt.date(2999, 12, 31)
+
+
+def _audit_date_in_range(value: dt.date) -> None:
+    if not AUDIT_DATE_MIN <= value <= AUDIT_DATE_MAX:
+        raise ValidationError(
+            _("%(min)s から %(max)s までの日付を指定してください。"),
+            code="date_range",
+            params={"min": AUDIT_DATE_MIN.isoformat(), "max": AUDIT_DATE_MAX.isoformat()},
+        )
+
+
 class AuditSearchForm(forms.Form):
     date_from = forms.DateField(
-        label=_("開始日（日本時間）"), required=False, widget=forms.DateInput(attrs={"type": "date"})
+        label=_("開始日（日本時間）"),
+        required=False,
+        widget=forms.DateInput(attrs={"type": "date"}),
+        validators=[_audit_date_in_range],
     )
     date_to = forms.DateField(
-        label=_("終了日（日本時間）"), required=False, widget=forms.DateInput(attrs={"type": "date"})
+        label=_("終了日（日本時間）"),
+        required=False,
+        widget=forms.DateInput(attrs={"type": "date"}),
+        validators=[_audit_date_in_range],
     )
     actor = forms.CharField(label=_("実行者"), required=False, max_length=150)
     action = forms.CharField(label=_("操作"), required=False, max_length=64)

@@ -38,3 +38,40 @@ def test_nul_in_the_roster_provider_is_an_audited_refusal(world, login):
 def test_nul_in_a_registry_path_is_a_refusal(world, login):
     assert login(world.city_operator).get("/registry/custom-ap/%00").status_code == 403
     assert login(world.city_admin).get("/registry/custom-ap/%00").status_code == 404
+
+
+# --- precise refusals instead of server errors ---
+
+
+@pytest.mark.parametrize("query", ["date_to=9999-12-31", "date_from=0001-01-01"])
+def test_audit_dates_out_of_range_are_form_errors(world, login, query):
+    client = login(world.jlis)
+    page = client.get(f"/accounts/audit/?{query}")
+    assert page.status_code == 200
+    assert "2000-01-01 から 2999-12-31 までの日付を指定してください。" in page.content.decode()
+    export = client.get(f"/accounts/audit.csv?{query}")
+    assert export.status_code == 400
+    assert "2000-01-01 から 2999-12-31" in export.content.decode()
+    assert not AuditEntry.objects.filter(action="audit.export").exists()
+
+
+@pytest.mark.parametrize("value", ["²", "١", "99999999999999999999999"])
+def test_roster_provider_must_be_ascii_digits(world, login, value):
+    response = login(world.jlis).get("/accounts/roster/", {"provider": value})
+    assert response.status_code == 403
+    assert "他のサービス提供者の名簿は閲覧できません" in response.content.decode()
+
+
+def test_audit_csv_is_streamed_with_the_same_columns(world, login):
+    from django.http import StreamingHttpResponse
+
+    for n in range(1200):  # more than one chunk
+        record(action="test.row", actor=f"u{n}", detail={"名前": "東京"})
+    response = login(world.jlis).get("/accounts/audit.csv?encoding=cp932")
+    assert isinstance(response, StreamingHttpResponse)
+    assert response["Content-Type"] == "text/csv; charset=Shift_JIS"
+    text = response.getvalue().decode("cp932")
+    lines = text.split("\r\n")
+    assert lines[0].startswith("番号,日時（日本時間）,実行者")
+    assert sum(1 for line in lines if ",test.row," in line) == 1200
+    assert AuditEntry.objects.get(action="audit.export").detail == {"rows": 1200}

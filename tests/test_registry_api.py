@@ -73,3 +73,15 @@ def test_openapi_schema_documents_the_api_key(client):
     schema = client.get("/api/schema/", HTTP_ACCEPT="application/json").json()
     assert schema["components"]["securitySchemes"]["providerApiKey"]["scheme"] == "bearer"
     assert {"providerApiKey": []} in schema["paths"]["/api/v1/card-aps/"]["get"]["security"]
+
+
+@pytest.mark.django_db
+def test_page_size_and_offset_are_bounded(world):
+    for n in range(3):
+        approved_ap(world.shop, f"店舗AP{n}")
+    client = api(world.shop)
+    huge = client.get("/api/v1/card-aps/?limit=9223372036854775808")
+    assert huge.status_code == 200 and len(huge.json()["results"]) == 3
+    assert "limit=1000" in client.get("/api/v1/card-aps/?limit=1001&offset=1").json()["previous"]
+    far = client.get("/api/v1/card-aps/?offset=9223372036854775808", HTTP_ACCEPT_LANGUAGE="en")
+    assert far.status_code == 400 and far.json() == {"offset": ["offset must be at most 2147483647."]}
