@@ -253,7 +253,8 @@ def _roster_provider(request: HttpRequest) -> Provider:
     wanted = request.GET.get("provider")
     if wanted:
         # ASCII digits only: str.isdigit() also accepts "²", which int() refuses.
-        provider = Provider.objects.filter(pk=int(wanted) if re.fullmatch(r"[0-9]{1,18}", wanted) else 0).first()
+        pk = int(wanted) if re.fullmatch(r"[0-9]{1,18}", wanted) else 0
+        provider = Provider.objects.filter(pk=pk).first()
         if provider is None or not visible.filter(pk=provider.pk).exists():
             raise _refuse(request, _("他のサービス提供者の名簿は閲覧できません。"), provider=wanted[:20])
         return provider
