@@ -293,7 +293,10 @@ def send_maintenance_notice(window_id: int) -> int:
         "description": window.description,
     }
     connection = get_connection()
-    notices = [EmailMessage(subject, body, to=[p.maintenance_email], connection=connection) for p in providers]
+    notices = [
+        EmailMessage(subject, body, to=[p.maintenance_email], connection=connection) 
+        for p in providers
+    ]
     sent = connection.send_messages(notices) or 0
     MaintenanceWindow.objects.filter(pk=window.pk).update(notified_at=timezone.now())
     return sent

@@ -32,7 +32,8 @@ def test_maintenance_notice_is_mailed_by_a_worker_after_commit(celery_worker_rea
 
     starts = timezone.now() + dt.timedelta(days=1)
     window = service_calendar.schedule_maintenance(
-        title="緊急保守", starts_at=starts, ends_at=starts + dt.timedelta(hours=2), urgent=True, actor=world.jlis
+        title="緊急保守", starts_at=starts, ends_at=starts + dt.timedelta(hours=2), urgent=True,
+        actor=world.jlis,
     )
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline and MaintenanceWindow.objects.get(pk=window.pk).notified_at is None:
