@@ -294,7 +294,7 @@ def send_maintenance_notice(window_id: int) -> int:
     }
     connection = get_connection()
     notices = [
-        EmailMessage(subject, body, to=[p.maintenance_email], connection=connection) 
+        EmailMessage(subject, body, to=[p.maintenance_email], connection=connection)
         for p in providers
     ]
     sent = connection.send_messages(notices) or 0
