@@ -259,13 +259,19 @@ def reauth_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResp
 
     @wraps(view)
     def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        at = request.session.get(REAUTH_AT)
-        if at is None or time.time() - at > settings.REAUTH_SECONDS:
-            messages.info(request, _("重要な操作のため、確認コードをもう一度入力してください。"))
-            return redirect(f"{reverse('operators:reauth')}?next={quote(request.get_full_path())}")
-        return view(request, *args, **kwargs)
+        return reauth_redirect(request) or view(request, *args, **kwargs)
 
     return wrapper
+
+
+def reauth_redirect(request: HttpRequest) -> HttpResponse | None:
+    """The redirect to the code prompt when no code was entered within REAUTH_SECONDS, else None
+    (for views that check the caller's role before asking for a code)."""
+    at = request.session.get(REAUTH_AT)
+    if at is None or time.time() - at > settings.REAUTH_SECONDS:
+        messages.info(request, _("重要な操作のため、確認コードをもう一度入力してください。"))
+        return redirect(f"{reverse('operators:reauth')}?next={quote(request.get_full_path())}")
+    return None
 
 
 @never_cache

@@ -91,6 +91,7 @@ def _form_errors(form: Any, exc: ValidationError) -> None:
 
 
 @roles_required(R.PROVIDER_ADMIN)
+@never_cache  # personal data: Cache-Control no-store
 def people_list(request: HttpRequest) -> HttpResponse:
     people = selectors.operators_for(request.user).order_by("role", "username")
     return render(request, "operators/people_list.html", {"people": people})
@@ -267,6 +268,7 @@ def _roster_provider(request: HttpRequest) -> Provider:
     return first
 
 
+@never_cache  # personal data: Cache-Control no-store
 def roster(request: HttpRequest) -> HttpResponse:
     provider = _roster_provider(request)
     rows = selectors.roster_for(request.user, provider)
@@ -322,6 +324,7 @@ def _csv_response(rows: Iterable[list[str]], filename: str, encoding: str) -> St
     return response
 
 
+@never_cache  # personal data: Cache-Control no-store
 def roster_csv(request: HttpRequest) -> StreamingHttpResponse:
     provider = _roster_provider(request)
     rows = selectors.roster_for(request.user, provider)
@@ -369,6 +372,7 @@ def _audit_query(request: HttpRequest) -> tuple[AuditSearchForm, Any]:
     return form, selectors.audit_entries_for(request.user, **filters)
 
 
+@never_cache  # personal data: Cache-Control no-store
 def audit_log(request: HttpRequest) -> HttpResponse:
     form, entries = _audit_query(request)
     page = Paginator(entries, 50).get_page(request.GET.get("page"))
@@ -403,6 +407,7 @@ def _audit_rows(entries: Any) -> Iterator[list[str]]:
         ]
 
 
+@never_cache  # personal data: Cache-Control no-store
 def audit_csv(request: HttpRequest) -> HttpResponse:
     form, entries = _audit_query(request)
     if request.GET and not form.is_valid():

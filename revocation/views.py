@@ -7,6 +7,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
+from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
 from django_otp.decorators import otp_required
 
@@ -14,6 +15,7 @@ from cardap.apikeys import issue_key, revoke_key
 from cardap.models import ProviderAPIKey
 from operators import audit
 from operators.models import Operator
+from operators.signin import reauth_redirect
 from revocation import selectors
 from revocation.forms import APIKeyForm
 
@@ -45,9 +47,13 @@ def history(request: HttpRequest) -> HttpResponse:
 
 
 @otp_required
+@never_cache  # the new key is in the page: no cache may keep it (Cache-Control: no-store)
 @require_http_methods(["GET", "POST"])
 def api_keys(request: HttpRequest) -> HttpResponse:
     user = _require_role(request, Role.PROVIDER_ADMIN)
+    # Issuing a key is as sensitive as a terminal credential: a code entered just now.
+    if (prompt := reauth_redirect(request)) is not None:
+        return prompt
     token = None
     form = APIKeyForm(request.POST or None)
     if request.method == "POST" and form.is_valid():

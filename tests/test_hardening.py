@@ -75,3 +75,61 @@ def test_audit_csv_is_streamed_with_the_same_columns(world, login):
     assert lines[0].startswith("番号,日時（日本時間）,実行者")
     assert sum(1 for line in lines if ",test.row," in line) == 1200
     assert AuditEntry.objects.get(action="audit.export").detail == {"rows": 1200}
+
+
+# --- API keys: client address behind the proxy, re-authentication, no caching ---
+
+
+def test_api_key_allow_list_uses_the_address_the_proxy_saw(world, settings):
+    from rest_framework.test import APIClient
+
+    from cardap.apikeys import issue_key
+
+    settings.TRUSTED_PROXY_COUNT = 1
+    _, token = issue_key(provider=world.shop, name="k", allowed_networks=["203.0.113.0/24"])
+    client = APIClient(REMOTE_ADDR="10.0.0.1")  # the reverse proxy
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+    assert client.get("/api/v1/card-aps/", HTTP_X_FORWARDED_FOR="203.0.113.7").status_code == 200
+    # A spoofed left-most entry does not help a caller outside the list.
+    refused = client.get("/api/v1/card-aps/", HTTP_X_FORWARDED_FOR="203.0.113.7, 198.51.100.9")
+    assert refused.status_code == 403
+
+
+def test_issuing_an_api_key_needs_a_recent_code(world, login):
+    import time
+
+    from cardap.models import ProviderAPIKey
+
+    client = login(world.city_admin)
+    session = client.session
+    session["operators.reauth_at"] = time.time() - settings.REAUTH_SECONDS - 1
+    session.save()
+    response = client.post("/revocation/keys/", {"name": "業務", "allowed_networks": ""})
+    assert response.status_code == 302
+    assert response["Location"] == "/accounts/reauth/?next=/revocation/keys/"
+    assert not ProviderAPIKey.objects.exists()
+    # Another role is refused before any code is asked for.
+    assert login(world.city_operator).get("/revocation/keys/").status_code == 403
+
+
+@pytest.mark.parametrize(
+    "who,path",
+    [
+        ("city_admin", "/revocation/keys/"),
+        ("city_admin", "/accounts/people/"),
+        ("city_admin", "/accounts/roster/"),
+        ("city_admin", "/accounts/roster.csv"),
+        ("jlis", "/accounts/audit/"),
+        ("jlis", "/accounts/audit.csv"),
+    ],
+)
+def test_pages_with_secrets_or_personal_data_are_not_stored(world, login, who, path):
+    response = login(getattr(world, who)).get(path)
+    assert response.status_code == 200
+    assert "no-store" in response["Cache-Control"]
+
+
+def test_a_new_api_key_page_is_not_stored(world, login):
+    response = login(world.city_admin).post("/revocation/keys/", {"name": "業務", "allowed_networks": ""})
+    assert response.status_code == 200 and "cak_" in response.content.decode()
+    assert "no-store" in response["Cache-Control"]
