@@ -5,6 +5,7 @@ import re
 from typing import Any
 
 from django import forms
+from django.contrib.auth import forms as auth_forms
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
@@ -24,6 +25,18 @@ class PasswordForm(forms.Form):
         strip=False,
         widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}),
     )
+
+
+class PasswordChangeForm(auth_forms.PasswordChangeForm):
+    """Django's form, and the new password must differ from the current one (the initial
+    password, handed over by an administrator, must really be replaced)."""
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        old, new = data.get("old_password"), data.get("new_password1")
+        if old and new and old == new:
+            self.add_error("new_password1", _("現在のパスワードとは異なるパスワードを指定してください。"))
+        return data
 
 
 class CodeForm(forms.Form):
