@@ -408,7 +408,7 @@ def _audit_rows(entries: Any) -> Iterator[list[str]]:
 
 
 @never_cache  # personal data: Cache-Control no-store
-def audit_csv(request: HttpRequest) -> HttpResponse:
+def audit_csv(request: HttpRequest) -> HttpResponse | StreamingHttpResponse:
     form, entries = _audit_query(request)
     if request.GET and not form.is_valid():
         # An export must match the search asked for; never fall back to the whole log.
