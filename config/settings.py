@@ -13,6 +13,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
 
 from config.env import env_bool, env_int, env_list, env_str
+from config.keys import is_demo_key
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("CARDAP_VAR_DIR", str(BASE_DIR / "var")))
@@ -252,9 +253,14 @@ if not (DEBUG or DEMO):
 SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
 
 # Card key store: region master keys encrypted at rest under this key (see gpcard.keystore).
+# Also the root of the operators' authenticator secrets at rest (operators.otp_secrets).
 KEYSTORE_KEY = env_str("KEYSTORE_KEY")
 if not KEYSTORE_KEY and not (DEBUG or DEMO):
     raise ImproperlyConfigured("KEYSTORE_KEY is required in production (32 bytes in base64; see README)")
+if is_demo_key(KEYSTORE_KEY) and not (DEBUG or DEMO):
+    raise ImproperlyConfigured(
+        "KEYSTORE_KEY is the published demo key: generate a key of your own (see README)"
+    )
 
 # J-LIS DAP key (ECDSA P-256 PEM) signing custom card AP load files; a public demo key in demo mode.
 DAP_KEY_PATH = env_str("DAP_KEY_PATH")

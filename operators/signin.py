@@ -38,6 +38,7 @@ from operators import lockout
 from operators.audit import client_ip, record
 from operators.forms import CodeForm, PasswordChangeForm, PasswordForm
 from operators.models import Operator
+from operators.otp_secrets import hash_backup_code
 from operators.permissions import otp_verified
 
 PRE_AUTH = "operators.pre_auth"  # user who passed the password step, awaiting the code
@@ -180,7 +181,7 @@ def _verify(user: Operator, code: str) -> tuple[Device | None, str | None]:
         if code.isdigit() and device.verify_token(code):
             return device, None
     for static in StaticDevice.objects.filter(user=user, confirmed=True):
-        if static.verify_token(code.lower()):
+        if static.verify_token(hash_backup_code(code)):  # stored hashed (operators.otp_secrets)
             return static, None
     return None, None
 
@@ -253,7 +254,10 @@ def _new_backup_codes(user: Operator) -> list[str]:
         StaticDevice.objects.filter(user=user).delete()
         static = StaticDevice.objects.create(user=user, name="backup", confirmed=True)
         codes = [StaticToken.random_token() for _ in range(BACKUP_CODES)]
-        StaticToken.objects.bulk_create([StaticToken(device=static, token=c) for c in codes])
+        # Stored as keyed hashes (operators.otp_secrets), shown once.
+        StaticToken.objects.bulk_create(
+            [StaticToken(device=static, token=hash_backup_code(c)) for c in codes]
+        )
     return codes
 
 

@@ -161,3 +161,21 @@ def test_production_refuses_a_short_secret_key(tmp_path):
         [sys.executable, "manage.py", "check"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
     )
     assert done.returncode != 0 and "SECRET_KEY must be at least 50 characters" in done.stderr
+
+
+def test_production_refuses_the_published_demo_keystore_key(tmp_path):
+    from config.keys import DEMO_KEYSTORE_KEY
+
+    env = {
+        **os.environ,
+        "CARDAP_DEMO": "0",
+        "DEBUG": "0",
+        "SECRET_KEY": secrets.token_urlsafe(50),
+        # The same key in standard base64: still the published one.
+        "KEYSTORE_KEY": base64.b64encode(base64.urlsafe_b64decode(DEMO_KEYSTORE_KEY)).decode(),
+        "CARDAP_VAR_DIR": str(tmp_path),
+    }
+    done = subprocess.run(
+        [sys.executable, "manage.py", "check"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode != 0 and "KEYSTORE_KEY is the published demo key" in done.stderr

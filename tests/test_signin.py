@@ -13,6 +13,7 @@ from django_otp.plugins.otp_static.models import StaticToken
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from operators.models import AuditEntry
+from operators.otp_secrets import hash_backup_code
 from tests.conftest import PASSWORD
 from tests.otp_helpers import code_for, fresh_cache, rfc6238  # noqa: F401
 
@@ -388,7 +389,7 @@ def test_backup_codes_can_be_regenerated(world, login):
     assert len(new) == 10 and not set(new) & set(old)
     assert set(
         StaticToken.objects.filter(device__user=world.city_operator).values_list("token", flat=True)
-    ) == set(new)
+    ) == {hash_backup_code(c) for c in new}
 
 
 def test_personal_numbers_typed_as_username_never_reach_the_audit_log(client, world):
@@ -557,3 +558,72 @@ def test_new_operators_must_change_their_initial_password(world):
         actor=world.city_admin, provider_id=world.city.pk, username="newcomer", role="operator"
     )
     assert user.must_change_password
+
+
+# --- secrets at rest ---
+
+
+def test_totp_keys_and_backup_codes_are_not_stored_in_clear(world):
+    from django.db import connection
+
+    device = TOTPDevice.objects.get(user=world.city_operator)
+    plain = device.key
+    codes = enrol_backup_codes(world.city_operator)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT key FROM otp_totp_totpdevice WHERE id = %s", [device.pk])
+        (stored,) = cursor.fetchone()
+        cursor.execute(
+            "SELECT token FROM otp_static_statictoken t JOIN otp_static_staticdevice d ON t.device_id = d.id"
+            " WHERE d.user_id = %s",
+            [world.city_operator.pk],
+        )
+        tokens = {row[0] for row in cursor.fetchall()}
+    assert stored.startswith("s1:") and plain not in stored and len(stored) <= 80
+    assert len(tokens) == 10 and not tokens & set(codes)
+    # django-otp still works on them: the code of the reloaded device, a backup code once.
+    assert TOTPDevice.objects.get(pk=device.pk).bin_key == bytes.fromhex(plain)
+    client = Client()
+    password_step(client, "city_op")
+    assert client.post("/accounts/otp/", {"code": codes[3].upper()})["Location"] == "/"
+
+
+def test_a_sealed_key_moved_to_another_operator_does_not_open(world):
+    from django.db import connection
+
+    from operators.otp_secrets import SealedKeyError
+
+    victim = TOTPDevice.objects.get(user=world.city_admin)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT key FROM otp_totp_totpdevice WHERE id = %s", [victim.pk])
+        (sealed,) = cursor.fetchone()
+        cursor.execute(
+            "UPDATE otp_totp_totpdevice SET key = %s WHERE user_id = %s", [sealed, world.shop_admin.pk]
+        )
+    with pytest.raises(SealedKeyError):
+        TOTPDevice.objects.get(user=world.shop_admin)
+
+
+def test_migration_protects_rows_stored_in_clear(world):
+    import importlib
+
+    from django.apps import apps
+    from django.db import connection
+    from django_otp.plugins.otp_static.models import StaticDevice
+
+    migration = importlib.import_module("operators.migrations.0004_authenticator_secrets_at_rest")
+    device = TOTPDevice.objects.get(user=world.city_operator)
+    plain = device.key
+    static = StaticDevice.objects.create(user=world.city_operator, name="backup", confirmed=True)
+    with connection.cursor() as cursor:  # as django-otp stored them before
+        cursor.execute("UPDATE otp_totp_totpdevice SET key = %s WHERE id = %s", [plain, device.pk])
+        cursor.execute(
+            "INSERT INTO otp_static_statictoken (device_id, token) VALUES (%s, %s)", [static.pk, "abcd2345"]
+        )
+    migration.protect(apps, None)
+    migration.protect(apps, None)  # a second run changes nothing
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT key FROM otp_totp_totpdevice WHERE id = %s", [device.pk])
+        assert cursor.fetchone()[0].startswith("s1:")
+        cursor.execute("SELECT token FROM otp_static_statictoken WHERE device_id = %s", [static.pk])
+        assert cursor.fetchone()[0] == hash_backup_code("abcd2345")
+    assert TOTPDevice.objects.get(pk=device.pk).key == plain
