@@ -47,6 +47,8 @@ INSTALLED_APPS = [
     "django.contrib.humanize",
     "rest_framework",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # the API docs page's script, served here rather than from a CDN
+    "csp",
     "django_otp",
     "django_otp.plugins.otp_totp",
     "django_otp.plugins.otp_static",
@@ -58,6 +60,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",  # outermost but one: error pages get the policy too
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
@@ -156,7 +159,7 @@ REAUTH_SECONDS = env_int("REAUTH_SECONDS", 5 * 60, minimum=30)
 # authenticated endpoints (provider API, terminal agent) authenticate in their own views.
 LOGIN_EXEMPT_PREFIXES = [
     "/healthz", "/static/", "/i18n/", "/accounts/login/", "/accounts/otp/", "/accounts/enrol/",
-    "/api/", "/agent/",
+    "/api/", "/agent/", "/favicon.ico",
 ]
 
 # --- Internationalisation: Japanese first, English available; Japan time ------------------------
@@ -209,6 +212,7 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Provider-facing REST API of the My Number Card application loading service.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    "REDOC_DIST": "SIDECAR",
 }
 
 # --- Revocation feed (R6): daily sync from the card call centre, provider pulls ----------------
@@ -251,6 +255,20 @@ if not (DEBUG or DEMO):
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
 SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+# Content-Security-Policy on every response (django-csp): scripts, styles, images and forms from
+# this origin only; no inline script or style (page behaviour lives in static/js).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "object-src": ["'none'"],
+        "base-uri": ["'none'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+}
 
 # Card key store: region master keys encrypted at rest under this key (see gpcard.keystore).
 # Also the root of the operators' authenticator secrets at rest (operators.otp_secrets).

@@ -1,5 +1,8 @@
+from csp.decorators import csp_update
 from django.contrib import admin
+from django.templatetags.static import static
 from django.urls import include, path
+from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView
 
 from config import views
@@ -7,6 +10,8 @@ from config import views
 urlpatterns = [
     path("", views.home, name="home"),
     path("healthz", views.healthz, name="healthz"),
+    # Browsers ask every page's origin for it (the admin and API docs pages too).
+    path("favicon.ico", RedirectView.as_view(url=static("favicon.svg"), permanent=True)),
     path("i18n/", include("django.conf.urls.i18n")),
     path("accounts/", include("operators.urls")),
     path("admin/", admin.site.urls),
@@ -14,5 +19,13 @@ urlpatterns = [
     path("registry/", include("cardap.registry_urls")),
     path("api/v1/card-aps/", include("cardap.api_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
-    path("api/docs/", SpectacularRedocView.as_view(url_name="api-schema"), name="api-docs"),
+    # Redoc (self-hosted) styles its page at run time and searches in a worker: only this page
+    # allows inline styles and blob: workers; scripts stay this origin's own.
+    path(
+        "api/docs/",
+        csp_update({"style-src": ["'unsafe-inline'"], "worker-src": ["blob:"]})(
+            SpectacularRedocView.as_view(url_name="api-schema")
+        ),
+        name="api-docs",
+    ),
 ]

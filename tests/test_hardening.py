@@ -133,3 +133,47 @@ def test_a_new_api_key_page_is_not_stored(world, login):
     response = login(world.city_admin).post("/revocation/keys/", {"name": "業務", "allowed_networks": ""})
     assert response.status_code == 200 and "cak_" in response.content.decode()
     assert "no-store" in response["Cache-Control"]
+
+
+# --- Content-Security-Policy ---
+
+INLINE = r"<script(?![^>]*\bsrc=)[^>]*>|<style[\s>]|\sstyle=|\son[a-z]+=|javascript:"
+
+
+def test_templates_hold_no_inline_script_or_style():
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent / "templates"
+    found = {
+        str(p.relative_to(root)): re.findall(INLINE, p.read_text()) for p in sorted(root.rglob("*.html"))
+    }
+    assert len(found) > 20
+    assert {name: hits for name, hits in found.items() if hits} == {}
+
+
+@pytest.mark.parametrize(
+    "who,path",
+    [
+        (None, "/accounts/login/"),
+        (None, "/nowhere"),
+        ("city_admin", "/"),
+        ("jlis", "/admin/"),
+        (None, "/api/schema/"),
+        (None, "/api/docs/"),
+    ],
+)
+def test_every_response_carries_the_policy(world, login, who, path):
+    client = login(getattr(world, who)) if who else Client()
+    response = client.get(path)
+    policy = response["Content-Security-Policy"]
+    assert "default-src 'self'" in policy and "object-src 'none'" in policy
+    assert "frame-ancestors 'none'" in policy
+    script = next(d for d in policy.split("; ") if d.startswith("script-src"))
+    assert script == "script-src 'self'"  # no inline or CDN script on any page
+
+
+def test_api_docs_are_served_by_the_service_itself(client):
+    page = client.get("/api/docs/").content.decode()
+    assert "/static/drf_spectacular_sidecar/redoc/bundles/redoc.standalone.js" in page
+    assert "https://" not in page and "cdn" not in page.lower()
