@@ -50,8 +50,8 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",  # the API docs page's script, served here rather than from a CDN
     "csp",
     "django_otp",
-    "django_otp.plugins.otp_totp",
-    "django_otp.plugins.otp_static",
+    "operators.apps.OTPTOTPConfig",  # django-otp's plugins, their admin sections in Japanese
+    "operators.apps.OTPStaticConfig",
     "cardap",
     "operators",
     "loading",

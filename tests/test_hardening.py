@@ -177,3 +177,26 @@ def test_api_docs_are_served_by_the_service_itself(client):
     page = client.get("/api/docs/").content.decode()
     assert "/static/drf_spectacular_sidecar/redoc/bundles/redoc.standalone.js" in page
     assert "https://" not in page and "cdn" not in page.lower()
+
+
+# --- django-otp in Japanese ---
+
+
+def test_django_otp_admin_sections_read_in_japanese_and_english(world, login):
+    client = login(world.jlis)
+    page = client.get("/admin/").content.decode()
+    assert "認証アプリ（TOTP）" in page and "バックアップコードの組" in page
+    assert "Otp_Totp" not in page and "TOTP devices" not in page
+    client.cookies[settings.LANGUAGE_COOKIE_NAME] = "en"
+    english = client.get("/admin/").content.decode()
+    assert "Authenticator apps (TOTP)" in english and "TOTP devices" in english
+
+
+def test_django_otp_login_strings_read_in_japanese():
+    from django.utils import translation
+
+    with translation.override("ja"):
+        assert translation.gettext("OTP Token:") == "確認コード:"
+        assert translation.gettext("Please enter your OTP token.") == "確認コードを入力してください。"
+    with translation.override("en"):
+        assert translation.gettext("OTP Token:") == "OTP Token:"
