@@ -80,8 +80,17 @@ def test_page_size_and_offset_are_bounded(world):
     for n in range(3):
         approved_ap(world.shop, f"店舗AP{n}")
     client = api(world.shop)
-    huge = client.get("/api/v1/card-aps/?limit=9223372036854775808")
-    assert huge.status_code == 200 and len(huge.json()["results"]) == 3
-    assert "limit=1000" in client.get("/api/v1/card-aps/?limit=1001&offset=1").json()["previous"]
-    far = client.get("/api/v1/card-aps/?offset=9223372036854775808", HTTP_ACCEPT_LANGUAGE="en")
-    assert far.status_code == 400 and far.json() == {"offset": ["offset must be at most 2147483647."]}
+    assert len(client.get("/api/v1/card-aps/?limit=1000").json()["results"]) == 3
+    assert client.get("/api/v1/card-aps/?limit=2&offset=2").json()["previous"].endswith("limit=2")
+    for query, field in [
+        ("limit=9223372036854775808", "limit"),
+        ("limit=1001", "limit"),
+        ("limit=0", "limit"),
+        ("limit=²", "limit"),
+        ("offset=9223372036854775808", "offset"),
+        ("offset=-1", "offset"),
+    ]:
+        refused = client.get(f"/api/v1/card-aps/?{query}", HTTP_ACCEPT_LANGUAGE="en")
+        assert refused.status_code == 400, query
+        assert refused.json() == {field: [f"{field} must be a whole number from {0 if field == 'offset' else 1}"
+                                          f" to {2147483647 if field == 'offset' else 1000}."]}, query
