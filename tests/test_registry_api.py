@@ -92,5 +92,6 @@ def test_page_size_and_offset_are_bounded(world):
     ]:
         refused = client.get(f"/api/v1/card-aps/?{query}", HTTP_ACCEPT_LANGUAGE="en")
         assert refused.status_code == 400, query
-        assert refused.json() == {field: [f"{field} must be a whole number from {0 if field == 'offset' else 1}"
-                                          f" to {2147483647 if field == 'offset' else 1000}."]}, query
+        low, high = (0, 2147483647) if field == "offset" else (1, 1000)
+        expected = f"{field} must be a whole number from {low} to {high}."
+        assert refused.json() == {field: [expected]}, query
