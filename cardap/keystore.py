@@ -58,6 +58,13 @@ class DatabaseKeyStore(KeyStore):
                 f"key {ref} does not open with this store key (or was altered)"
             ) from None
 
+    def seal(self, ref: str, data: bytes) -> str:
+        """Seal a short-lived secret (a card job's PIN) bound to ``ref``, e.g. the job's id."""
+        return self._seal(f"transient:{ref}", data)
+
+    def open_sealed(self, ref: str, ciphertext: str) -> bytes:
+        return self._open(f"transient:{ref}", ciphertext)
+
     # --- gpcard.keystore.KeyStore ------------------------------------------------------------
     def master_key(self, sd: AID | bytes | str, version: int) -> bytes:
         from cardap.models import StoredSecret

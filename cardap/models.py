@@ -471,3 +471,29 @@ class FailureIncident(models.Model):
 
     def __str__(self) -> str:
         return f"{self.provider}: {self.incident_key}"
+
+
+class PackageRecipientKey(models.Model):
+    """A public key (X25519) a provider registers so that access key packages can be encrypted to
+    it instead of to a passphrase. Only the public key is held here."""
+
+    provider = models.ForeignKey(
+        Provider, on_delete=models.CASCADE, related_name="package_keys", verbose_name=_("提供者")
+    )
+    name = models.CharField(_("名称"), max_length=100)
+    public_key = models.CharField(_("公開鍵（X25519, base64）"), max_length=64)
+    fingerprint = models.CharField(_("フィンガープリント（SHA-256）"), max_length=64)
+    created_by = models.CharField(_("登録者"), max_length=150, blank=True)
+    created_at = models.DateTimeField(_("登録日時"), auto_now_add=True)
+    revoked_at = models.DateTimeField(_("失効日時"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("鍵パッケージ受領用公開鍵")
+        verbose_name_plural = _("鍵パッケージ受領用公開鍵")
+        ordering = ["provider", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["provider", "fingerprint"], name="one_package_key_per_provider")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.fingerprint[:16]})"

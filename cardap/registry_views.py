@@ -17,6 +17,7 @@ from cardap.access import provider_admin_required, role_required
 from cardap.forms import CardAPRequestForm, PresetForm
 from cardap.models import AutoLoadPreset, CardAP, Provider
 from operators.models import Operator
+from operators.signin import reauth_required
 
 CUSTOM_AP_DIR = Path(__file__).resolve().parent / "custom_ap"
 DOWNLOADS = {
@@ -163,3 +164,55 @@ def preset_delete(request: HttpRequest, pk: int) -> HttpResponse:
     services.delete_preset(preset=preset, actor=request.user, request=request)
     messages.success(request, _("自動搭載セットを削除しました。"))
     return redirect("cardap:preset-list")
+
+
+@provider_admin_required
+@reauth_required
+@require_http_methods(["GET", "POST"])
+def access_keys(request: HttpRequest) -> HttpResponse:
+    """Export an access key package for the business systems' access module (R7), encrypted to a
+    passphrase or to a registered public key; register such a key. The package is sent as a
+    download and never kept; the passphrase is not stored."""
+    provider = _provider(request)
+    aps = selectors.visible_card_aps(provider).filter(status=CardAP.Status.APPROVED)
+    error_fields: dict[str, list[str]] = {}
+    if request.method == "POST":
+        try:
+            if request.POST.get("action") == "register":
+                services.register_package_key(
+                    provider=provider,
+                    actor=request.user,
+                    name=request.POST.get("name", ""),
+                    public_key=request.POST.get("public_key", ""),
+                    request=request,
+                )
+                messages.success(request, _("公開鍵を登録しました。"))
+                return redirect("cardap:access-keys")
+            ids = [int(v) for v in request.POST.getlist("card_aps") if v.isdigit()]
+            recipient = request.POST.get("recipient", "")
+            passphrase = request.POST.get("passphrase", "")
+            if not recipient and passphrase != request.POST.get("passphrase_again", ""):
+                raise ValidationError({"passphrase": _("パスフレーズが一致しません。")})
+            name, data = services.export_access_key_package(
+                provider=provider,
+                actor=request.user,
+                card_ap_ids=ids,
+                passphrase=passphrase,
+                recipient_id=int(recipient) if recipient.isdigit() else None,
+                request=request,
+            )
+            response = HttpResponse(data, content_type="application/json")
+            response["Content-Disposition"] = f'attachment; filename="{name}"'
+            response["Cache-Control"] = "no-store"
+            return response
+        except ValidationError as exc:
+            error_fields = exc.message_dict if hasattr(exc, "error_dict") else {"__all__": exc.messages}
+    return render(
+        request,
+        "cardap/access_keys.html",
+        {
+            "card_aps": aps,
+            "recipients": provider.package_keys.filter(revoked_at__isnull=True),
+            "errors": error_fields,
+        },
+    )

@@ -28,9 +28,12 @@ from cardap.models import (
     CardAP,
     CardAPKey,
     CardAPShare,
+    PackageRecipientKey,
     Provider,
 )
-from cardap.selectors import can_operate, loadable_card_aps
+from cardap.selectors import can_operate, loadable_card_aps, visible_card_aps
+from gpcard import keypackage
+from gpcard.keystore import KeyNotFoundError
 from operators.audit import record
 
 __all__ = ["can_operate", "ensure_can_operate"]
@@ -451,6 +454,8 @@ def approve_request(*, card_ap_id: int, actor: Any, request: HttpRequest | None 
     )
     if product.needs_key:
         _new_key(ap)
+    if ap.pin_source == CardAP.PinSource.SYSTEM:
+        system_fixed_pin(ap)  # created now, so every card loaded later gets the same PIN
     record(
         action="card_ap.approved",
         actor=actor,
@@ -556,6 +561,23 @@ def current_key(card_ap: CardAP) -> tuple[int, bytes] | None:
     return get_keystore().ap_key(key.key_ref, key.version)
 
 
+def system_fixed_pin(card_ap: CardAP) -> str | None:
+    """The system-fixed PIN of an AP whose PIN source is the system (the same on every card), or
+    None. It is derived from a random secret kept in the key store (version 1, created once), so
+    no PIN is ever stored in clear: PIN = the secret as an integer mod 10^max-length, zero-padded."""
+    if card_ap.pin_source != CardAP.PinSource.SYSTEM:
+        return None
+    store = get_keystore()
+    name = f"{ap_key_name(card_ap)}:system-pin"
+    try:
+        _version, secret = store.ap_key(name, 1)
+    except KeyNotFoundError:
+        store.put_ap_key(name, secrets.token_bytes(16))
+        _version, secret = store.ap_key(name, 1)  # a racing writer's version 2 is never read
+    length = card_ap.pin_max_length
+    return str(int.from_bytes(secret, "big") % 10**length).zfill(length)
+
+
 def key_version(card_ap: CardAP, version: int) -> bytes:
     """A given version of the AP's key (cards loaded before a rotation carry an older one)."""
     key = card_ap.keys.get(version=version)
@@ -640,3 +662,113 @@ def delete_preset(*, preset: AutoLoadPreset, actor: Any, request: HttpRequest | 
         detail={"name": preset.name},
     )
     preset.delete()
+
+
+# --- access key packages for the business systems' access module (R7) ----------------------------
+
+
+@transaction.atomic
+def register_package_key(
+    *, provider: Provider, actor: Any, name: str, public_key: str, request: HttpRequest | None = None
+) -> PackageRecipientKey:
+    """Register an X25519 public key of the provider's business system (PEM or raw base64)."""
+    name = (name or "").strip()
+    if not name:
+        raise ValidationError({"name": _("名称を入力してください。")}, code="name_missing")
+    try:
+        key = keypackage.load_public_key(public_key.strip())
+    except (keypackage.KeyPackageError, ValueError):
+        raise ValidationError(
+            {"public_key": _("X25519の公開鍵（PEM形式、またはbase64の32バイト）を入力してください。")},
+            code="bad_public_key",
+        ) from None
+    fingerprint = keypackage.public_key_fingerprint(key)
+    if PackageRecipientKey.objects.filter(provider=provider, fingerprint=fingerprint).exists():
+        raise ValidationError({"public_key": _("この公開鍵は登録済です。")}, code="duplicate_key")
+    raw = keypackage.public_key_raw(key)
+    row = PackageRecipientKey.objects.create(
+        provider=provider,
+        name=name,
+        public_key=keypackage.b64(raw),
+        fingerprint=fingerprint,
+        created_by=_actor_name(actor),
+    )
+    record(
+        action="provider.package_key_registered",
+        actor=actor,
+        request=request,
+        provider_id=provider.pk,
+        target=f"package_key:{row.pk}",
+        detail={"name": name, "fingerprint": fingerprint},
+    )
+    return row
+
+
+def _ap_access(ap: CardAP) -> keypackage.APAccess:
+    key = current_key(ap)
+    return keypackage.APAccess(
+        aid=(ap.aid or "").upper(),
+        name=ap.name,
+        ap_type="X" if ap.is_custom else ap.type,
+        description=bytes.fromhex(ap.description_hex),
+        key_version=key[0] if key else None,
+        key=key[1] if key else None,
+        pin_source=ap.pin_source,
+        system_pin=system_fixed_pin(ap),
+    )
+
+
+@transaction.atomic
+def export_access_key_package(
+    *,
+    provider: Provider,
+    actor: Any,
+    card_ap_ids: list[int],
+    passphrase: str = "",
+    recipient_id: int | None = None,
+    request: HttpRequest | None = None,
+) -> tuple[str, bytes]:
+    """The access key package of some of the provider's card APs (its own, shared or used as an
+    affiliate), encrypted to a passphrase or to one of its registered public keys; returns
+    (file name, package bytes). The package is never stored; the audit names the AIDs and the
+    protection, never a key or PIN."""
+    aps = list(visible_card_aps(provider).filter(status=CardAP.Status.APPROVED, pk__in=card_ap_ids))
+    if not card_ap_ids or len(aps) != len(set(card_ap_ids)):
+        raise ValidationError({"card_aps": _("承認済のカードAPを選んでください。")}, code="no_card_aps")
+    package_id = secrets.token_hex(16)
+    access = [_ap_access(ap) for ap in aps]
+    header = {
+        "package_id": package_id,
+        "provider_id": str(provider.pk),
+        "provider_name": provider.name,
+        "created_at": timezone.now().isoformat(timespec="seconds"),
+    }
+    protection: dict[str, str] = {"method": "passphrase"}
+    if recipient_id is not None:
+        recipient = PackageRecipientKey.objects.filter(
+            provider=provider, pk=recipient_id, revoked_at__isnull=True
+        ).first()
+        if recipient is None:
+            raise ValidationError({"recipient": _("登録済の公開鍵を選んでください。")}, code="no_recipient")
+        public_key = keypackage.load_public_key(recipient.public_key)
+        data = keypackage.seal_for_public_key(**header, aps=access, public_key=public_key)
+        protection = {"method": "public_key", "fingerprint": recipient.fingerprint}
+    else:
+        if len(passphrase) < keypackage.MIN_PASSPHRASE_LENGTH:
+            raise ValidationError(
+                {
+                    "passphrase": _("パスフレーズは%(n)d文字以上にしてください。")
+                    % {"n": keypackage.MIN_PASSPHRASE_LENGTH}
+                },
+                code="short_passphrase",
+            )
+        data = keypackage.seal_for_passphrase(**header, aps=access, passphrase=passphrase)
+    record(
+        action="card_ap.key_package_exported",
+        actor=actor,
+        request=request,
+        provider_id=provider.pk,
+        target=f"key_package:{package_id}",
+        detail={"aids": [a.aid for a in access], **protection},
+    )
+    return f"cardap-keys-{provider.pk}-{package_id[:8]}.json", data

@@ -17,6 +17,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("", include("revocation.urls")),
     path("registry/", include("cardap.registry_urls")),
+    path("diagnosis/", include("loading.diagnosis_urls")),
     path("api/v1/card-aps/", include("cardap.api_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     # Redoc (self-hosted) styles its page at run time and searches in a worker: only this page

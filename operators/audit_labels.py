@@ -46,6 +46,8 @@ LABELS: dict[str, Promise] = {
     "card_ap.rejected": _("カードAP却下"),
     "card_ap.retired": _("カードAP廃止"),
     "card_ap.key_rotated": _("カードAP鍵の更新"),
+    "card_ap.key_package_exported": _("アクセス鍵パッケージの出力"),
+    "provider.package_key_registered": _("鍵パッケージ受領用公開鍵の登録"),
     "card_ap.share_added": _("共同利用の追加"),
     "card_ap.share_ended": _("共同利用の終了"),
     "preset.created": _("自動搭載セットの作成"),
@@ -54,6 +56,8 @@ LABELS: dict[str, Promise] = {
     "maintenance.scheduled": _("計画保守の登録"),
     "maintenance.cancelled": _("計画保守の取消"),
     "failure.detected": _("障害の検知"),
+    "diagnosis.started": _("障害診断の開始"),
+    "diagnosis.completed": _("障害診断の結果"),
     "apikey.issue": _("APIキーの発行"),
     "apikey.revoke": _("APIキーの失効"),
 }

@@ -13,7 +13,7 @@ CODE = re.compile(r"(?:action=|_audit_window\()\"([a-z_]+\.[a-z_.]+)\"")
 
 def written_codes() -> set[str]:
     codes = set()
-    for app in ("cardap", "operators", "revocation", "loading"):
+    for app in ("config", "cardap", "operators", "revocation", "loading"):
         for path in (ROOT / app).rglob("*.py"):
             codes |= set(CODE.findall(path.read_text()))
     return codes

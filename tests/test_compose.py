@@ -29,7 +29,7 @@ APP_SERVICES = [name for name, svc in COMPOSE["services"].items() if svc.get("bu
 
 def settings_env_vars() -> set[str]:
     """Names of every environment variable config/settings.py reads (through config.env)."""
-    tree = ast.parse((ROOT / "cardap" / "settings.py").read_text())
+    tree = ast.parse((ROOT / "config" / "settings.py").read_text())
     names = set()
     for node in ast.walk(tree):
         if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)):

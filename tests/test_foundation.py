@@ -5,7 +5,7 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connection
 
-from cardap import env
+from config import env
 
 
 def test_language_and_time_zone():
@@ -41,7 +41,7 @@ def test_healthz_reports_database_and_broker(client):
 
 @pytest.mark.django_db
 def test_healthz_503_when_broker_unreachable(client, settings, monkeypatch):
-    from cardap import health
+    from config import health
 
     monkeypatch.setattr(health, "check_broker", lambda: (False, "OperationalError"))
     from config import views

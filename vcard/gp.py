@@ -27,6 +27,7 @@ from vcard.state import (
     ELF_LOADED,
     ISD_AID,
     LOCK_BIT,
+    STANDARD_APS,
     STANDARD_ELFS,
     CardState,
     Instance,
@@ -114,13 +115,18 @@ def get_status(state: CardState, sess: Session, sd: bytes, cmd: Command) -> Resp
             raise CardError(sw.REFERENCED_DATA_NOT_FOUND)
         entries.append((ISD_AID, _entry(ISD_AID, state.life_cycle, b"\x9e\xfe\x80", None)))
     elif cmd.p1 == 0x40:
+        # The ISD, as a real card manager does (GPC 2.3 §11.4), reports every application on the
+        # card: the area SDs, the standard APs (associated with the ISD, outside both areas) and
+        # the card APs of both areas with their own SD in tag CC. An area SD sees only its own.
         if is_isd:
             for aid, dom in state.sds.items():
                 if aid != ISD_AID:
                     entries.append((aid, _entry(aid, dom.life_cycle, b"\x80\x00\x00", ISD_AID)))
+            for aid in STANDARD_APS:
+                entries.append((aid, _entry(aid, APP_PERSONALIZED, b"\x00\x00\x00", ISD_AID)))
         for inst in state.instances.values():
-            if inst.sd == sd:
-                entries.append((inst.aid, _entry(inst.aid, inst.life_cycle, b"\x00\x00\x00", sd)))
+            if is_isd or inst.sd == sd:
+                entries.append((inst.aid, _entry(inst.aid, inst.life_cycle, b"\x00\x00\x00", inst.sd)))
     else:
         modules = cmd.p1 == 0x10
         if is_isd:
@@ -129,9 +135,9 @@ def get_status(state: CardState, sess: Session, sd: bytes, cmd: Command) -> Resp
                     (elf, _entry(elf, ELF_LOADED, b"", ISD_AID, [elf + b"\x01"] if modules else None))
                 )
         for lf in state.load_files.values():
-            if lf.sd == sd:
+            if is_isd or lf.sd == sd:
                 entries.append(
-                    (lf.aid, _entry(lf.aid, ELF_LOADED, b"", sd, [lf.module] if modules else None))
+                    (lf.aid, _entry(lf.aid, ELF_LOADED, b"", lf.sd, [lf.module] if modules else None))
                 )
     matching = [e for aid, e in entries if aid.startswith(prefix)]
     if not matching:

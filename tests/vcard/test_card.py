@@ -166,6 +166,41 @@ def test_standard_aps_answer_select_and_every_command_is_logged(card):
     assert card.standard_ap_commands == 5
 
 
+STANDARD_AP_AIDS = {
+    h("D392F000260100000001"),  # JPKI (DESIGN.md's public AIDs, written out here, not imported)
+    h("D3921000310001010408"),  # text input support
+    h("D3921000310001010402"),  # card surface
+    h("D3921000310001010401"),  # 住基
+}
+
+
+def test_get_status_through_the_isd_lists_every_application_on_the_card(card):
+    """GPC 2.3 §11.4: the card manager reports the area SDs, the standard APs and the card APs of
+    both areas (each with its own SD in tag CC); an area SD reports only its own card APs."""
+    desc = host.description("C")
+    local_ap, extended_ap = bytes(host.instance_aid(host.Area.LOCAL, 3)), bytes(
+        host.instance_aid(host.Area.EXTENDED, 4)
+    )
+    host.open_sd(card.transmit).run(host.install_commands(desc, local_ap))
+    host.open_sd(card.transmit, host.EXTENDED_SD).run(host.install_commands(desc, extended_ap))
+    before = card.standard_ap_commands
+
+    entries = host.open_sd(card.transmit, host.ISD, level=0x01).list_content(gp.StatusKind.APPLICATIONS)
+    by_aid = {bytes(e.aid): e for e in entries}
+    assert set(by_aid) == {host.LOCAL_SD, host.EXTENDED_SD, local_ap, extended_ap} | STANDARD_AP_AIDS
+    for aid in STANDARD_AP_AIDS:
+        assert by_aid[aid].life_cycle == 0x0F and bytes(by_aid[aid].associated_sd) == host.ISD
+        assert not by_aid[aid].is_security_domain
+    assert by_aid[host.LOCAL_SD].is_security_domain
+    assert bytes(by_aid[local_ap].associated_sd) == host.LOCAL_SD
+    assert bytes(by_aid[extended_ap].associated_sd) == host.EXTENDED_SD
+    assert by_aid[local_ap].life_cycle == 0x07  # installed and selectable, not personalised
+    # an area SD still sees its own area only
+    assert [bytes(e.aid) for e in host.open_sd(card.transmit).list_content()] == [local_ap]
+    # listing the standard APs through the card manager addresses none of them
+    assert card.standard_ap_commands == before == 0
+
+
 def test_jpki_serves_its_public_certificate_and_pin_status(card):
     from cryptography import x509
 

@@ -1,0 +1,3 @@
+from cardap_access.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,301 @@
+"""Fault diagnosis (R5): services (writes) and selectors (reads) for :class:`Diagnosis`.
+
+- :func:`start_diagnosis` probes the card at a terminal (the ``diagnose`` program); when the
+  agent's own report already says no reader, no card or not a My Number Card, it concludes at once.
+- :func:`diagnose_job_log` classifies a failed operation from its own step log, without a probe.
+- When a diagnosis ends, failures that point at the service or the card stock rather than one
+  card (keys rejected on several cards of one batch; a terminal whose operations all fail) are
+  reported to the provider's failure contact once per incident (``notify_failure``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from django.core.exceptions import PermissionDenied
+from django.db import IntegrityError, transaction
+from django.db.models import QuerySet
+from django.dispatch import receiver
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from cardap.models import Provider
+from cardap.service_calendar import JST, ServiceClosed, check_can_start_job, notify_failure
+from gpcard.aid import Area
+from gpcard.diagnosis import (
+    FAILED,
+    PASSED,
+    FaultClass,
+    Presence,
+    ProbePlan,
+    ProbeResult,
+    classify,
+    classify_job_log,
+    presence_result,
+)
+from loading import engine
+from loading.models import CardConversation, Diagnosis
+from operators.audit import record
+from operators.models import Operation, Operator, Terminal
+from operators.permissions import check_scope, is_jlis
+
+log = logging.getLogger(__name__)
+
+# A card batch (manufacturing lot) is told by the first 4 bytes of the CIN (8 hex digits).
+BATCH_PREFIX = 8
+KEYS_REJECTED_CARDS = 3  # distinct cards of one batch with keys rejected within the window
+TERMINAL_FAILURES = 3  # consecutive failed diagnoses at one terminal, on more than one card
+WINDOW = dt.timedelta(hours=24)
+# Classes that say nothing about the service or the card stock.
+_NOT_SYSTEMIC = {FaultClass.NO_FAULT, FaultClass.SERVER_REFUSED}
+
+
+def authorize_diagnosis(operator: Operator, terminal: Terminal) -> None:
+    """The one place diagnosis asks the access policy: the 障害診断 scope at this terminal."""
+    check_scope(operator, operation=Operation.DIAGNOSE, terminal=terminal)
+
+
+def _new(operator: Operator, terminal: Terminal, **fields: Any) -> Diagnosis:
+    today = timezone.now().astimezone(JST).date()
+    for _attempt in range(10):
+        diag = Diagnosis(
+            reference=Diagnosis.new_reference(today),
+            provider_id=terminal.provider_id,
+            terminal=terminal,
+            operator=operator,
+            **fields,
+        )
+        try:
+            with transaction.atomic():
+                diag.save(force_insert=True)
+            return diag
+        except IntegrityError:
+            continue
+    raise RuntimeError("could not allocate a diagnosis reference number")
+
+
+def start_diagnosis(
+    *,
+    operator: Operator,
+    terminal: Terminal,
+    presence: Mapping[str, Any] | None = None,
+    need_free: Mapping[str, int] | None = None,
+    job_reference: str = "",
+) -> Diagnosis:
+    """Start probing the card at ``terminal`` (or conclude at once from the agent's report).
+
+    Raises PermissionDenied (scope), ServiceClosed (hours, maintenance), engine.TerminalBusy."""
+    authorize_diagnosis(operator, terminal)
+    check_can_start_job()
+    plan = ProbePlan(
+        presence=Presence.from_dict(presence),
+        need_free={Area[k.upper()]: int(v) for k, v in (need_free or {}).items()},
+    )
+    params = plan.to_params() | {"provider_id": terminal.provider_id}
+    with transaction.atomic():
+        diag = _new(operator, terminal, job_reference=job_reference[:60])
+        early = presence_result(plan)
+        if early is not None:
+            _finish(diag, early.to_dict(), classify(early))
+        else:
+            diag.conversation = engine.start_conversation(
+                terminal_id=terminal.pk, program_name="diagnose", params=params
+            )
+            diag.save(update_fields=["conversation"])
+        record(
+            action="diagnosis.started",
+            actor=operator,
+            provider_id=terminal.provider_id,
+            target=f"diagnosis:{diag.reference}",
+            detail={"terminal": terminal.pk, "job": diag.job_reference},
+        )
+    return diag
+
+
+def refusal_code(exc: Exception) -> str:
+    """The stable job error code of a server-side refusal."""
+    if isinstance(exc, ServiceClosed):
+        return "maintenance" if exc.reason == "maintenance" else "service-closed"
+    if isinstance(exc, PermissionDenied):
+        return "refused-scope"
+    return str(getattr(exc, "code", "") or "refused")
+
+
+def diagnose_job_log(
+    *,
+    operator: Operator,
+    terminal: Terminal,
+    job_reference: str,
+    job_log: Iterable[Mapping[str, Any]],
+    error_code: str = "",
+    card_id: str = "",
+) -> Diagnosis:
+    """Classify a failed operation from its own step log, without a new probe."""
+    authorize_diagnosis(operator, terminal)
+    entries = [dict(e) for e in job_log]
+    fault = classify_job_log(entries, error_code)
+    steps = []
+    for index, entry in enumerate(entries):
+        sw = str(entry.get("sw", ""))
+        ok = sw.upper() in ("9000", "6310") and not entry.get("code")
+        steps.append(
+            {
+                "step": f"job:{index}",
+                "status": PASSED if ok else FAILED,
+                "command": str(entry.get("command", "")),
+                "sw": sw.upper(),
+                "finding": str(entry.get("code", "")),
+                "detail": {"label": str(entry.get("label", ""))},
+            }
+        )
+    if error_code and not any(s["status"] == FAILED for s in steps):
+        steps.append({"step": "job:end", "status": FAILED, "finding": error_code})
+    with transaction.atomic():
+        diag = _new(
+            operator,
+            terminal,
+            source=Diagnosis.Source.JOB,
+            job_reference=job_reference[:60],
+            job_log=entries,
+            card_id=card_id,
+        )
+        _finish(diag, {"steps": steps, "facts": {"error_code": error_code}}, fault)
+        record(
+            action="diagnosis.started",
+            actor=operator,
+            provider_id=terminal.provider_id,
+            target=f"diagnosis:{diag.reference}",
+            detail={"terminal": terminal.pk, "job": diag.job_reference, "from": "job log"},
+        )
+    return diag
+
+
+def _finish(diag: Diagnosis, result: dict[str, Any] | None, fault: FaultClass) -> None:
+    card_id = str((result or {}).get("facts", {}).get("cin", "")) or diag.card_id
+    diag.complete(result=result, fault_class=fault.value, card_id=card_id)
+    diag.save()
+    record(
+        action="diagnosis.completed",
+        actor="system",
+        provider_id=diag.provider_id,
+        target=f"diagnosis:{diag.reference}",
+        detail={"class": diag.fault_class},
+    )
+    _report_if_systemic(diag)
+
+
+@receiver(engine.conversation_ended, sender=CardConversation)
+def _conversation_ended(sender: Any, conversation: CardConversation, **_kwargs: Any) -> None:
+    if conversation.program != "diagnose":
+        return
+    diag = Diagnosis.objects.select_for_update().filter(conversation=conversation).first()
+    if diag is None or diag.state == Diagnosis.State.DONE:
+        return
+    if conversation.state == CardConversation.State.FINISHED and isinstance(conversation.outcome, dict):
+        _finish(diag, conversation.outcome, classify(conversation.outcome))
+        return
+    # The conversation broke off: the card went away mid-command, or the agent went silent.
+    lost = conversation.state == CardConversation.State.INTERRUPTED or conversation.error_code == "card-lost"
+    fault = FaultClass.COMMUNICATION_LOST if lost else FaultClass.UNCLASSIFIED
+    result = {
+        "steps": [{"step": "conversation", "status": FAILED, "finding": conversation.error_code}],
+        "facts": {"conversation_state": conversation.state},
+    }
+    _finish(diag, result, fault)
+
+
+# --- failures of the service or the card stock ----------------------------------------------
+
+
+def _report_if_systemic(diag: Diagnosis) -> None:
+    fault = FaultClass(diag.fault_class) if diag.fault_class in FaultClass.__members__.values() else None
+    if fault is None or fault in _NOT_SYSTEMIC:
+        return
+    since = timezone.now() - WINDOW
+    day = timezone.now().astimezone(JST).date().isoformat()
+    recent = Diagnosis.objects.filter(state=Diagnosis.State.DONE, finished_at__gte=since)
+    key = summary = detail = ""
+    if fault == FaultClass.KEYS_REJECTED and len(diag.card_id) >= BATCH_PREFIX:
+        batch = diag.card_id[:BATCH_PREFIX].upper()
+        cards = set(
+            recent.filter(fault_class=FaultClass.KEYS_REJECTED, card_id__istartswith=batch).values_list(
+                "card_id", flat=True
+            )
+        )
+        if len(cards) >= KEYS_REJECTED_CARDS:
+            key = f"keys-rejected-batch:{batch}:{day}"
+            summary = _("同じ製造ロット（%(batch)s）の複数のカードで鍵の認証に失敗") % {"batch": batch}
+            detail = _(
+                "%(n)d 枚のカードで相互認証に失敗しました。"
+                "鍵の登録またはカードの製造に問題がある可能性があります。受付番号: %(ref)s"
+            ) % {
+                "n": len(cards),
+                "ref": diag.reference,
+            }
+    if not key:
+        last = list(recent.filter(terminal=diag.terminal).order_by("-finished_at")[:TERMINAL_FAILURES])
+        if (
+            len(last) == TERMINAL_FAILURES
+            and all(d.fault_class not in _NOT_SYSTEMIC for d in last)
+            and len({d.card_id for d in last}) > 1
+        ):
+            key = f"terminal-failures:{diag.terminal_id}:{day}"
+            summary = _("端末「%(t)s」の操作が続けて失敗") % {"t": diag.terminal.name}
+            detail = _(
+                "端末「%(t)s」で %(n)d 件続けて、異なるカードで障害となりました。"
+                "端末・リーダ・通信の問題の可能性があります。受付番号: %(refs)s"
+            ) % {
+                "t": diag.terminal.name,
+                "n": len(last),
+                "refs": ", ".join(d.reference for d in last),
+            }
+    if not key:
+        return
+    Diagnosis.objects.filter(pk=diag.pk).update(incident_key=key)
+    diag.incident_key = key
+    provider = Provider.objects.get(pk=diag.provider_id)
+    transaction.on_commit(lambda: notify_failure(provider, key, summary, detail))
+
+
+# --- selectors -------------------------------------------------------------------------------
+
+
+def diagnoses_for(user: Operator) -> QuerySet[Diagnosis]:
+    """Diagnoses a user may read: J-LIS staff all; anyone else those of their own provider."""
+    qs = Diagnosis.objects.select_related("terminal", "operator", "provider", "conversation")
+    if is_jlis(user):
+        return qs
+    if user.provider_id is None:
+        return qs.none()
+    return qs.filter(provider_id=user.provider_id)
+
+
+def checklist(diag: Diagnosis) -> list[dict[str, Any]]:
+    """The steps as the page shows them: label, status, and for the failed one its evidence."""
+    from loading.advice import AREA_LABELS, STEP_LABELS, explain_sw
+
+    rows = []
+    for step in ProbeResult.from_dict(diag.result or {}).steps:
+        if step.kind == "job":
+            label = step.detail.get("label") or step.command or step.finding
+        elif step.kind == "conversation":
+            label = _("カードとの通信")
+        else:
+            label = str(STEP_LABELS.get(step.kind, step.kind))
+            if step.kind in ("area_sd", "scp03", "memory"):
+                label = f"{label}: {AREA_LABELS.get(step.subject, step.subject)}"
+            elif step.kind == "ap":
+                label = f"{label}: {step.subject}"
+        rows.append(
+            {
+                "label": label,
+                "status": step.status,
+                "command": step.command,
+                "sw": explain_sw(step.sw) if step.sw else "",
+                "detail": step.detail,
+            }
+        )
+    return rows
