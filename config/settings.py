@@ -50,8 +50,8 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",  # the API docs page's script, served here rather than from a CDN
     "csp",
     "django_otp",
-    "operators.apps.OTPTOTPConfig",  # django-otp's plugins, their admin sections in Japanese
-    "operators.apps.OTPStaticConfig",
+    "operators.otp_apps.OTPTOTPConfig",  # django-otp's plugins, their admin sections in Japanese
+    "operators.otp_apps.OTPStaticConfig",
     "cardap",
     "operators",
     "loading",
