@@ -216,6 +216,9 @@ def test_jlis_registers_a_request_for_a_provider_in_the_admin(world, login):
 def test_approval_without_a_dap_key_says_so_and_changes_nothing(world, login, settings):
     settings.DEMO = settings.DEBUG = False
     settings.DAP_KEY_PATH = ""
+    from config.keys import DEMO_KEYSTORE_KEY
+
+    settings.KEYSTORE_KEY = DEMO_KEYSTORE_KEY.decode()  # the key that sealed the world's authenticators
     template = (Path(__file__).resolve().parent.parent / "cardap/custom_ap/template.yaml").read_text()
     ap = services.submit_request(
         provider=world.shop,
