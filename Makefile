@@ -9,19 +9,31 @@ PORT ?= 8000
 .PHONY: run test install install-test lint check-migrations demo-data clean card
 
 $(BIN)/python:
+	@echo "== creating the virtualenv $(VENV)"
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install --progress-bar on --upgrade pip
 
-install: $(BIN)/python
+# pip shows its progress (the first install downloads and builds for a few minutes); it runs
+# again only when pyproject.toml changes.
+install: $(VENV)/.installed-run
+$(VENV)/.installed-run: pyproject.toml | $(BIN)/python
+	@echo "== checking the Debian packages (scripts/system-deps.sh run)"
 	scripts/system-deps.sh run
-	$(BIN)/pip install -q -e .
+	@echo "== installing the Python packages into $(VENV) (a few minutes the first time)"
+	$(BIN)/pip install --progress-bar on --disable-pip-version-check -e .
+	@touch $@
 
-install-test: $(BIN)/python
+install-test: $(VENV)/.installed-test
+$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
+	@echo "== checking the Debian packages (scripts/system-deps.sh test)"
 	scripts/system-deps.sh test
-	$(BIN)/pip install -q -e ".[test]"
+	@echo "== installing the Python packages for the tests into $(VENV)"
+	$(BIN)/pip install --progress-bar on --disable-pip-version-check -e ".[test]"
+	@touch $@
 
+# Demo mode without DEBUG: the service's own error pages, static files served by WhiteNoise.
 run: install
-	CARDAP_DEMO=1 DEBUG=1 scripts/run-demo.sh $(BIN) $(HOST) $(PORT)
+	CARDAP_DEMO=1 scripts/run-demo.sh $(BIN) $(HOST) $(PORT)
 
 lint:
 	$(BIN)/ruff check .

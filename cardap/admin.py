@@ -30,63 +30,8 @@ from cardap.models import (
     MaintenanceWindow,
     Provider,
 )
-from operators.audit import record
-from operators.models import Operator
-
-
-def is_jlis_staff(request: HttpRequest) -> bool:
-    user = request.user
-    return bool(user.is_active and user.is_staff and getattr(user, "role", None) == Operator.Role.JLIS_STAFF)
-
-
-class JLISAdminMixin:
-    """J-LIS staff manage the registry by role, without per-model permission rows; anyone else
-    needs Django's usual permissions."""
-
-    def has_module_permission(self, request: HttpRequest) -> bool:
-        return is_jlis_staff(request) or super().has_module_permission(request)  # type: ignore[misc]
-
-    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return is_jlis_staff(request) or super().has_view_permission(request, obj)  # type: ignore[misc]
-
-    def has_add_permission(self, request: HttpRequest, *args: Any) -> bool:
-        return is_jlis_staff(request) or super().has_add_permission(request, *args)  # type: ignore[misc]
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return is_jlis_staff(request) or super().has_change_permission(request, obj)  # type: ignore[misc]
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return is_jlis_staff(request) or super().has_delete_permission(request, obj)  # type: ignore[misc]
-
-
-class AuditedAdmin(JLISAdminMixin, admin.ModelAdmin):
-    """Records every add, change and delete made in the admin in the audit log."""
-
-    def _audit(self, request: HttpRequest, obj: Any, action: str, detail: dict[str, Any]) -> None:
-        provider_id = obj.pk if isinstance(obj, Provider) else getattr(obj, "provider_id", None)
-        if provider_id is None and hasattr(obj, "card_ap"):
-            provider_id = obj.card_ap.provider_id
-        record(
-            action=f"admin.{obj._meta.model_name}.{action}",
-            request=request,
-            provider_id=provider_id,
-            target=f"{obj._meta.model_name}:{obj.pk}",
-            detail=detail,
-        )
-
-    def save_model(self, request: HttpRequest, obj: Any, form: forms.ModelForm, change: bool) -> None:
-        super().save_model(request, obj, form, change)
-        self._audit(request, obj, "change" if change else "add", {"fields": sorted(form.changed_data)})
-
-    def delete_model(self, request: HttpRequest, obj: Any) -> None:
-        self._audit(request, obj, "delete", {"repr": str(obj)[:200]})
-        super().delete_model(request, obj)
-
-    def delete_queryset(self, request: HttpRequest, queryset: QuerySet) -> None:
-        for obj in queryset:
-            self._audit(request, obj, "delete", {"repr": str(obj)[:200]})
-        super().delete_queryset(request, queryset)
-
+from operators.admin_site import AuditedAdmin, ReadOnlyAdmin
+from operators.forms import apply_validation_error
 
 # --- providers -----------------------------------------------------------------------------------
 
@@ -149,20 +94,18 @@ class ProviderAdmin(AuditedAdmin):
 
     def save_model(self, request: HttpRequest, obj: Provider, form: forms.ModelForm, change: bool) -> None:
         if change and "status" in form.changed_data:
-            target = obj.status
-            obj.status = form.initial["status"]
-            super().save_model(request, obj, form, change)
+            # One service call: the status move and the fields edited with it, one audit entry.
             services.transition_provider(
                 provider=obj,
-                to=target,
+                to=obj.status,
                 actor=request.user,
                 request=request,
                 legal_basis_kind=obj.legal_basis_kind,
                 legal_basis_reference=obj.legal_basis_reference,
                 legal_basis_date=obj.legal_basis_date,
                 contract_reference=obj.contract_reference,
+                changes={name: getattr(obj, name) for name in form.changed_data},
             )
-            obj.refresh_from_db()
         else:
             super().save_model(request, obj, form, change)
 
@@ -189,10 +132,7 @@ class CardAPAdminForm(forms.ModelForm):
                 # The instance takes the form's values only after clean(): check those, not the old.
                 services.check_request(_unsaved(self.instance, data))
             except ValidationError as exc:
-                by_field = exc.error_dict if hasattr(exc, "error_dict") else {None: exc.error_list}
-                for field, errors in by_field.items():
-                    for error in errors:
-                        self.add_error(field if field in self.fields else None, error)
+                apply_validation_error(self, exc)
         return data
 
 
@@ -202,7 +142,7 @@ def _unsaved(instance: CardAP, data: dict[str, Any]) -> CardAP:
     return instance
 
 
-class ShareInline(JLISAdminMixin, admin.TabularInline):
+class ShareInline(admin.TabularInline):
     model = CardAPShare
     fk_name = "card_ap"
     extra = 0
@@ -213,7 +153,7 @@ class ShareInline(JLISAdminMixin, admin.TabularInline):
         return False
 
 
-class KeyInline(JLISAdminMixin, admin.TabularInline):
+class KeyInline(admin.TabularInline):
     model = CardAPKey
     extra = 0
     can_delete = False
@@ -245,7 +185,7 @@ class RejectForm(forms.Form):
 @admin.register(CardAP)
 class CardAPAdmin(AuditedAdmin):
     form = CardAPAdminForm
-    list_display = ["name", "provider", "type", "area", "status_badge", "aid", "memory_cost", "created_at"]
+    list_display = ["name", "provider", "type", "area", "status_badge", "aid", "memory_cost"]
     list_filter = ["status", "type", "area", "provider__kind", "dap_demo_key"]
     search_fields = ["name", "aid", "load_file_aid", "provider__name", "purpose"]
     inlines = [ShareInline, KeyInline]
@@ -282,7 +222,18 @@ class CardAPAdmin(AuditedAdmin):
         return fields
 
     @admin.action(description=_("選択した登録依頼を承認する（AIDを採番し製造）"))
-    def approve_selected(self, request: HttpRequest, queryset: QuerySet[CardAP]) -> None:
+    def approve_selected(self, request: HttpRequest, queryset: QuerySet[CardAP]) -> HttpResponse | None:
+        if "apply" not in request.POST:  # approval assigns AIDs for good: confirm on a page first
+            context = {
+                **self.admin_site.each_context(request),
+                "title": _("登録依頼の承認"),
+                "queryset": queryset.filter(status=CardAP.Status.REQUESTED).select_related("provider"),
+                "skipped": queryset.exclude(status=CardAP.Status.REQUESTED).count(),
+                "opts": self.model._meta,
+                "action": "approve_selected",
+                "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+            }
+            return TemplateResponse(request, "admin/cardap/approve_requests.html", context)
         for ap in queryset.filter(status=CardAP.Status.REQUESTED):
             try:
                 done = services.approve_request(card_ap_id=ap.pk, actor=request.user, request=request)
@@ -297,19 +248,30 @@ class CardAPAdmin(AuditedAdmin):
                     % {"name": done.name, "aid": done.aid},
                     messages.SUCCESS,
                 )
+        return None
 
     @admin.action(description=_("選択した登録依頼を却下する（理由を入力）"))
     def reject_selected(self, request: HttpRequest, queryset: QuerySet[CardAP]) -> HttpResponse | None:
         queryset = queryset.filter(status=CardAP.Status.REQUESTED)
         form = RejectForm(request.POST if "apply" in request.POST else None)
         if form.is_valid():
-            for ap in queryset:
-                services.reject_request(
-                    card_ap_id=ap.pk, actor=request.user, request=request, reason=form.cleaned_data["reason"]
+            rejected = 0
+            for ap in list(queryset):
+                try:  # another J-LIS staff member may have reviewed it since the list was shown
+                    services.reject_request(
+                        card_ap_id=ap.pk,
+                        actor=request.user,
+                        request=request,
+                        reason=form.cleaned_data["reason"],
+                    )
+                except ValidationError as exc:
+                    self.message_user(request, f"{ap.name}: {' '.join(exc.messages)}", messages.ERROR)
+                else:
+                    rejected += 1
+            if rejected:
+                self.message_user(
+                    request, gettext("%(n)d件を却下しました。") % {"n": rejected}, messages.SUCCESS
                 )
-            self.message_user(
-                request, gettext("%(n)d件を却下しました。") % {"n": queryset.count()}, messages.SUCCESS
-            )
             return None
         context = {
             **self.admin_site.each_context(request),
@@ -324,9 +286,20 @@ class CardAPAdmin(AuditedAdmin):
 
     @admin.action(description=_("選択したカードAPを廃止する（AIDは再利用しません）"))
     def retire_selected(self, request: HttpRequest, queryset: QuerySet[CardAP]) -> None:
+        retired = 0
         for ap in queryset.filter(status=CardAP.Status.APPROVED):
-            services.retire_card_ap(card_ap=ap, actor=request.user, request=request)
-        self.message_user(request, gettext("廃止しました。"), messages.SUCCESS)
+            try:  # another J-LIS staff member may have retired it meanwhile
+                services.retire_card_ap(card_ap=ap, actor=request.user, request=request)
+            except ValidationError as exc:
+                self.message_user(request, f"{ap.name}: {' '.join(exc.messages)}", messages.ERROR)
+            else:
+                retired += 1
+        if retired:
+            self.message_user(request, gettext("%(n)d件を廃止しました。") % {"n": retired}, messages.SUCCESS)
+        else:
+            self.message_user(
+                request, gettext("廃止できるカードAP（承認済）が選ばれていません。"), messages.WARNING
+            )
 
     @admin.action(description=_("選択したカードAPの鍵を更新する"))
     def rotate_keys(self, request: HttpRequest, queryset: QuerySet[CardAP]) -> None:
@@ -376,29 +349,20 @@ class CardAPShareAdmin(AuditedAdmin):
 
 
 @admin.register(CardAPInstallation)
-class CardAPInstallationAdmin(admin.ModelAdmin):
+class CardAPInstallationAdmin(ReadOnlyAdmin):  # written by card jobs only
     list_display = ["card_id", "card_ap", "state", "installed_at"]
     list_filter = ["state"]
     search_fields = ["card_id"]
 
 
 @admin.register(AIDAllocation)
-class AIDAllocationAdmin(JLISAdminMixin, admin.ModelAdmin):
-    list_display = ["aid", "serial", "area", "card_ap_name", "card_ap", "allocated_at"]
+class AIDAllocationAdmin(ReadOnlyAdmin):  # the record that keeps AIDs from being reused
+    list_display = ["aid", "serial", "area", "card_ap_name", "allocated_at"]
     list_filter = ["area"]
     search_fields = ["aid", "load_file_aid", "card_ap_name"]
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
 
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False  # the record that keeps AIDs from being reused
-
-
-class PresetItemInline(JLISAdminMixin, admin.TabularInline):
+class PresetItemInline(admin.TabularInline):
     model = AutoLoadPresetItem
     extra = 0
     fields = readonly_fields = ("position", "card_ap")
@@ -451,7 +415,7 @@ class MaintenanceAdminForm(forms.ModelForm):
 @admin.register(MaintenanceWindow)
 class MaintenanceWindowAdmin(AuditedAdmin):
     form = MaintenanceAdminForm
-    list_display = ["title", "starts_at", "ends_at", "urgent", "notified_at", "cancelled_at", "created_by"]
+    list_display = ["title", "starts_at", "ends_at", "urgent", "notified_at", "cancelled_at"]
     list_filter = ["urgent", ("cancelled_at", admin.EmptyFieldListFilter)]
     search_fields = ["title", "description"]
     actions = ["cancel_selected"]
@@ -471,7 +435,7 @@ class MaintenanceWindowAdmin(AuditedAdmin):
 
 
 @admin.register(FailureIncident)
-class FailureIncidentAdmin(JLISAdminMixin, admin.ModelAdmin):
+class FailureIncidentAdmin(AuditedAdmin):
     list_display = ["provider", "incident_key", "summary", "occurrences", "first_seen_at", "notified_at"]
     list_filter = ["provider"]
     search_fields = ["incident_key", "summary", "provider__name"]

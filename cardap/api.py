@@ -14,6 +14,7 @@ from rest_framework import generics, serializers
 from cardap import selectors
 from cardap.apikeys import ProviderAPIKeyAuthentication
 from cardap.models import CardAP
+from operators import policy
 
 
 class ProviderAPIKeyScheme(OpenApiAuthenticationExtension):
@@ -64,12 +65,25 @@ class CardAPSerializer(serializers.ModelSerializer):
 
 class _Scoped(generics.GenericAPIView):
     authentication_classes = [ProviderAPIKeyAuthentication]
+    permission_classes = [policy.PrincipalPermission.of(policy.Principal.API_CLIENT)]
     serializer_class = CardAPSerializer
     lookup_field = "aid"
 
+    def get_object(self) -> CardAP:
+        """A card AP the caller may see; any other AID answers 404, audited like every refusal."""
+        aid = str(self.kwargs[self.lookup_field])
+        ap = self.get_queryset().filter(aid=aid).first()
+        if ap is None:
+            raise policy.not_found(self.request, reason="not_visible", aid=aid[:40])
+        return ap
+
     def get_queryset(self) -> QuerySet[CardAP]:
         client = self.request.user  # a ProviderClient (ProviderAPIKeyAuthentication)
-        return selectors.visible_card_aps(client.provider)  # type: ignore[union-attr,arg-type,unused-ignore]
+        return (
+            policy.card_aps_visible_to(client.provider)  # type: ignore[union-attr,unused-ignore]
+            .select_related("provider")
+            .order_by("aid")
+        )
 
 
 class ErrorSerializer(serializers.Serializer):

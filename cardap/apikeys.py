@@ -1,31 +1,27 @@
 """Issuing, checking and revoking provider API keys, and the DRF authentication that uses them.
 
-Keys are 256-bit random tokens, so a single SHA-256 is enough to store them (a slow password
-hash protects low-entropy secrets; it would only slow every API call here).
+Keys are made and stored like terminal credentials (operators.tokens).
 """
 from __future__ import annotations
 
-import hashlib
 import hmac
 import ipaddress
 import re
-import secrets
 from dataclasses import dataclass
+from typing import ClassVar
 
 from django.db import transaction
+from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from rest_framework import authentication, exceptions
 from rest_framework.request import Request
 
 from cardap.models import Provider, ProviderAPIKey
-from operators.audit import client_ip
+from operators import tokens
+from operators.audit import client_ip, record
 
 KEY_PREFIX = "cak_"
-
-
-def _digest(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def validate_networks(networks: list[str]) -> list[str]:
@@ -41,26 +37,47 @@ def validate_networks(networks: list[str]) -> list[str]:
 
 @transaction.atomic
 def issue_key(
-    *, provider: Provider, name: str, created_by: str = "", allowed_networks: list[str] | None = None
+    *,
+    provider: Provider,
+    name: str,
+    created_by: str = "",
+    allowed_networks: list[str] | None = None,
+    request: HttpRequest | None = None,
 ) -> tuple[ProviderAPIKey, str]:
-    """Create a key; returns the row and the token, which is never shown again."""
-    prefix = secrets.token_hex(4)
-    token = f"{KEY_PREFIX}{prefix}_{secrets.token_urlsafe(32)}"
+    """Create a key (audited); returns the row and the token, which is never shown again."""
+    prefix, token = tokens.new_token(KEY_PREFIX)
     key = ProviderAPIKey.objects.create(
         provider=provider,
         name=name,
         prefix=prefix,
-        key_hash=_digest(token),
+        key_hash=tokens.digest(token),
         allowed_networks=validate_networks(allowed_networks or []),
         created_by=created_by,
+    )
+    record(
+        action="apikey.issue",
+        request=request,
+        actor=created_by or None,
+        provider_id=provider.pk,
+        target=f"apikey {key.prefix}",
+        detail={"name": key.name, "allowed_networks": key.allowed_networks},
     )
     return key, token
 
 
-def revoke_key(*, key: ProviderAPIKey) -> None:
+@transaction.atomic
+def revoke_key(*, key: ProviderAPIKey, request: HttpRequest | None = None) -> None:
+    """Revoke a key at once (audited)."""
     if key.revoked_at is None:
         key.revoked_at = timezone.now()
         key.save(update_fields=["revoked_at"])
+    record(
+        action="apikey.revoke",
+        request=request,
+        provider_id=key.provider_id,
+        target=f"apikey {key.prefix}",
+        detail={"name": key.name},
+    )
 
 
 def find_key(token: str) -> ProviderAPIKey | None:
@@ -70,7 +87,7 @@ def find_key(token: str) -> ProviderAPIKey | None:
     if not re.fullmatch(r"[0-9a-f]{8}", prefix):
         return None  # never query with garbage (PostgreSQL refuses NUL bytes with an error)
     key = ProviderAPIKey.objects.select_related("provider").filter(prefix=prefix).first()
-    if key is None or not hmac.compare_digest(key.key_hash, _digest(token)):
+    if key is None or not hmac.compare_digest(key.key_hash, tokens.digest(token)):
         return None
     return key
 
@@ -86,8 +103,10 @@ def address_allowed(key: ProviderAPIKey, address: str | None) -> bool:
 
 @dataclass(frozen=True)
 class ProviderClient:
-    """The authenticated principal of an API call: a provider's business system."""
+    """The authenticated caller of an API call: a provider's business system
+    (operators.policy.principal_of turns it into the policy's principal)."""
 
+    principal_kind: ClassVar[str] = "api_client"
     provider: Provider
     key: ProviderAPIKey
     is_authenticated: bool = True

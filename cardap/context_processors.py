@@ -17,4 +17,21 @@ def maintenance_banner(request: HttpRequest) -> dict[str, object]:
             closed = exc.message
     except Exception:  # noqa: BLE001 - a banner must never break a page (e.g. before migrate)
         windows, closed = [], ""
-    return {"maintenance_windows": windows, "service_closed_message": closed}
+    return {"maintenance_windows": windows, "service_closed_message": closed, **demo_banner()}
+
+
+def demo_banner() -> dict[str, object]:
+    """Demo mode is always visible: a banner says so and whether it opened the service hours."""
+    from django.conf import settings
+
+    from cardap.service_calendar import hours_opened_by_demo, service_hours
+
+    if not settings.DEMO:
+        return {"demo_mode": False}
+    h = service_hours()
+    return {
+        "demo_mode": True,
+        "demo_open_hours": hours_opened_by_demo(),
+        "service_opens": h.opens.strftime("%H:%M"),
+        "service_closes": h.closes.strftime("%H:%M"),
+    }

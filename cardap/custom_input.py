@@ -16,6 +16,7 @@ import yaml
 from django.utils.translation import gettext as _
 
 from cardap import usernumber
+from gpcard.apdesc import PIN_LENGTH_MAX, PIN_LENGTH_MIN, PIN_RETRY_MAX, PIN_RETRY_MIN
 
 RULES = {
     "free": 0x00,
@@ -366,9 +367,12 @@ def _read_pin(r: _Reader, node: yaml.Node) -> PinSpec | None:
     source = r.choice(s_node, "pin.source", ["holder", "system"]) if s_node else None
     lo_node = r.required(fields, "min_length", node, "pin")
     hi_node = r.required(fields, "max_length", node, "pin")
-    lo = r.integer(lo_node, "pin.min_length", 4, 16) if lo_node else None
-    hi = r.integer(hi_node, "pin.max_length", 4, 16) if hi_node else None
-    retry = r.integer(fields["retry_limit"], "pin.retry_limit", 1, 15) if "retry_limit" in fields else 3
+    lo = r.integer(lo_node, "pin.min_length", PIN_LENGTH_MIN, PIN_LENGTH_MAX) if lo_node else None
+    hi = r.integer(hi_node, "pin.max_length", PIN_LENGTH_MIN, PIN_LENGTH_MAX) if hi_node else None
+    retry_node = fields.get("retry_limit")
+    retry: int | None = 3
+    if retry_node is not None:
+        retry = r.integer(retry_node, "pin.retry_limit", PIN_RETRY_MIN, PIN_RETRY_MAX)
     if lo is not None and hi is not None and hi < lo:
         r.err(
             hi_node,

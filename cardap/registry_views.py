@@ -7,17 +7,17 @@ from pathlib import Path
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.http import FileResponse, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods, require_POST
 
 from cardap import manufacture, selectors, services
-from cardap.access import provider_admin_required, role_required
 from cardap.forms import CardAPRequestForm, PresetForm
 from cardap.models import AutoLoadPreset, CardAP, Provider
-from operators.models import Operator
-from operators.signin import reauth_required
+from operators import policy
+from operators.forms import apply_validation_error
+from operators.policy import R, guard
 
 CUSTOM_AP_DIR = Path(__file__).resolve().parent / "custom_ap"
 DOWNLOADS = {
@@ -33,20 +33,10 @@ def _provider(request: HttpRequest) -> Provider:
     return provider
 
 
-def _apply_errors(form: CardAPRequestForm | PresetForm, exc: ValidationError) -> None:
-    if hasattr(exc, "error_dict"):
-        for field, errors in exc.error_dict.items():
-            target = field if field in form.fields else None
-            for error in errors:
-                form.add_error(target, error)
-    else:
-        form.add_error(None, exc)
-
-
-@provider_admin_required
+@guard(R.PROVIDER_ADMIN)
 def request_list(request: HttpRequest) -> HttpResponse:
     provider = _provider(request)
-    shared = selectors.visible_card_aps(provider).exclude(provider=provider)
+    shared = policy.card_aps_visible_to(provider).exclude(provider=provider).order_by("aid")
     context = {
         "provider": provider,
         "card_aps": selectors.requests_for(provider),
@@ -56,18 +46,18 @@ def request_list(request: HttpRequest) -> HttpResponse:
     return render(request, "cardap/request_list.html", context)
 
 
-@provider_admin_required
+@guard(R.PROVIDER_ADMIN)
 @require_http_methods(["GET", "POST"])
 def request_new(request: HttpRequest) -> HttpResponse:
     provider = _provider(request)
     form = CardAPRequestForm(request.POST or None, request.FILES or None, provider=provider)
-    if request.method == "POST" and form.is_valid():
+    if policy.valid_post(request, form):
         try:
             ap = services.submit_request(
                 provider=provider, actor=request.user, request=request, **form.request_fields()
             )
         except ValidationError as exc:
-            _apply_errors(form, exc)
+            apply_validation_error(form, exc)
         else:
             messages.success(request, _("登録依頼を受け付けました。J-LISの審査をお待ちください。"))
             return redirect("cardap:request-detail", pk=ap.pk)
@@ -79,13 +69,9 @@ def request_new(request: HttpRequest) -> HttpResponse:
     )
 
 
-@provider_admin_required
+@guard(R.PROVIDER_ADMIN)
 def request_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    provider = _provider(request)
-    try:
-        ap = selectors.get_request(provider, pk)
-    except CardAP.DoesNotExist:
-        raise Http404 from None
+    ap = policy.get_or_404(request, CardAP.objects.all(), pk=pk)
     cost = ap.memory_cost
     if cost is None and ap.status == CardAP.Status.REQUESTED:
         try:  # what the AP will take once manufactured, so the provider sees it before approval
@@ -101,10 +87,10 @@ def request_detail(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, "cardap/request_detail.html", context)
 
 
-@role_required(Operator.Role.PROVIDER_ADMIN, Operator.Role.JLIS_STAFF, provider=False)
+@guard(R.PROVIDER_ADMIN, R.JLIS_STAFF)
 def custom_ap_download(request: HttpRequest, name: str) -> FileResponse:
     if name not in DOWNLOADS:
-        raise Http404
+        raise policy.not_found(request, name=name)
     relative, content_type = DOWNLOADS[name]
     return FileResponse(
         open(CUSTOM_AP_DIR / relative, "rb"),
@@ -114,23 +100,21 @@ def custom_ap_download(request: HttpRequest, name: str) -> FileResponse:
     )
 
 
-@provider_admin_required
+@guard(R.PROVIDER_ADMIN)
 def preset_list(request: HttpRequest) -> HttpResponse:
     provider = _provider(request)
     return render(request, "cardap/preset_list.html", {"presets": selectors.presets_for(provider)})
 
 
-@provider_admin_required
+@guard(R.PROVIDER_ADMIN)
 @require_http_methods(["GET", "POST"])
 def preset_edit(request: HttpRequest, pk: int | None = None) -> HttpResponse:
     provider = _provider(request)
     preset = None
     if pk is not None:
-        preset = selectors.presets_for(provider).filter(pk=pk).first()
-        if preset is None:
-            raise Http404
+        preset = policy.get_or_404(request, AutoLoadPreset.objects.all(), pk=pk)
     form = PresetForm(request.POST or None, provider=provider, preset=preset)
-    if request.method == "POST" and form.is_valid():
+    if policy.valid_post(request, form):
         try:
             services.save_preset(
                 provider=provider,
@@ -142,7 +126,7 @@ def preset_edit(request: HttpRequest, pk: int | None = None) -> HttpResponse:
                 card_aps=list(form.cleaned_data["card_aps"]),
             )
         except ValidationError as exc:
-            _apply_errors(form, exc)
+            apply_validation_error(form, exc)
         else:
             messages.success(request, _("自動搭載セットを保存しました。"))
             return redirect("cardap:preset-list")
@@ -154,27 +138,23 @@ def preset_edit(request: HttpRequest, pk: int | None = None) -> HttpResponse:
     )
 
 
-@provider_admin_required
+@guard(R.PROVIDER_ADMIN)
 @require_POST
 def preset_delete(request: HttpRequest, pk: int) -> HttpResponse:
-    provider = _provider(request)
-    preset: AutoLoadPreset | None = selectors.presets_for(provider).filter(pk=pk).first()
-    if preset is None:
-        raise Http404
+    preset = policy.get_or_404(request, AutoLoadPreset.objects.all(), pk=pk)
     services.delete_preset(preset=preset, actor=request.user, request=request)
     messages.success(request, _("自動搭載セットを削除しました。"))
     return redirect("cardap:preset-list")
 
 
-@provider_admin_required
-@reauth_required
+@guard(R.PROVIDER_ADMIN, reauth=True)
 @require_http_methods(["GET", "POST"])
 def access_keys(request: HttpRequest) -> HttpResponse:
     """Export an access key package for the business systems' access module (R7), encrypted to a
     passphrase or to a registered public key; register such a key. The package is sent as a
     download and never kept; the passphrase is not stored."""
     provider = _provider(request)
-    aps = selectors.visible_card_aps(provider).filter(status=CardAP.Status.APPROVED)
+    aps = policy.card_aps_visible_to(provider).filter(status=CardAP.Status.APPROVED).order_by("aid")
     error_fields: dict[str, list[str]] = {}
     if request.method == "POST":
         try:

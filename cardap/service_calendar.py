@@ -11,7 +11,6 @@ import datetime as dt
 import functools
 import logging
 from dataclasses import dataclass
-from zoneinfo import ZoneInfo
 
 import holidays
 from django.conf import settings
@@ -27,7 +26,8 @@ from cardap.models import FailureIncident, MaintenanceWindow, Provider
 from operators.audit import record
 
 log = logging.getLogger(__name__)
-JST = ZoneInfo("Asia/Tokyo")
+# Japan time: the project's one time zone (settings.TIME_ZONE); service hours are Japan time.
+JST = timezone.get_default_timezone()
 
 
 @dataclass(frozen=True)
@@ -98,22 +98,30 @@ def active_window(at: dt.datetime | None = None) -> MaintenanceWindow | None:
     )
 
 
+def hours_opened_by_demo() -> bool:
+    """Demo mode (`DEMO_OPEN_ALL_HOURS`, on by default with CARDAP_DEMO=1) lets card operations
+    start at any hour and during the year-end closure, so a first run at 05:00 works; planned
+    maintenance windows still apply. Never outside demo mode (the settings refuse it)."""
+    return bool(settings.DEMO and settings.DEMO_OPEN_ALL_HOURS)
+
+
 def is_open(at: dt.datetime | None = None) -> bool:
     """Whether a card operation may start at `at`: inside service hours and no maintenance."""
     at = at or timezone.now()
-    return in_service_hours(at) and active_window(at) is None
+    return (hours_opened_by_demo() or in_service_hours(at)) and active_window(at) is None
 
 
 def next_opening(at: dt.datetime | None = None) -> dt.datetime:
     """The first moment at or after `at` when the service is open (Japan time)."""
     local = _jst(at)
     h = service_hours()
+    any_hour = hours_opened_by_demo()
     for _step in range(400):  # bounded: at most a closed period plus chained windows
         day = local.date()
-        if in_closed_period(day) or local.time() >= h.closes:
+        if not any_hour and (in_closed_period(day) or local.time() >= h.closes):
             local = dt.datetime.combine(day + dt.timedelta(days=1), h.opens, JST)
             continue
-        if local.time() < h.opens:
+        if not any_hour and local.time() < h.opens:
             local = dt.datetime.combine(day, h.opens, JST)
             continue
         window = active_window(local)
@@ -149,7 +157,7 @@ def check_can_start_job(at: dt.datetime | None = None) -> None:
             "title": window.title,
             "when": format_jst(resumes),
         }
-    elif in_closed_period(_jst(at).date()):
+    elif in_closed_period(_jst(at).date()) and not hours_opened_by_demo():
         reason = "closed_period"
         message = _("年末年始の休止期間のため、カード操作を開始できません。%(when)s に再開します。") % {
             "when": format_jst(resumes)

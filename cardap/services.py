@@ -31,9 +31,11 @@ from cardap.models import (
     PackageRecipientKey,
     Provider,
 )
-from cardap.selectors import can_operate, loadable_card_aps, visible_card_aps
+from cardap.selectors import can_operate
 from gpcard import keypackage
+from gpcard.apdesc import PIN_LENGTH_MAX, PIN_LENGTH_MIN, PIN_RETRY_MAX, PIN_RETRY_MIN
 from gpcard.keystore import KeyNotFoundError
+from operators import policy
 from operators.audit import record
 
 __all__ = ["can_operate", "ensure_can_operate"]
@@ -148,9 +150,15 @@ def transition_provider(
     legal_basis_reference: str = "",
     legal_basis_date: dt.date | None = None,
     contract_reference: str = "",
+    changes: dict[str, Any] | None = None,
 ) -> Provider:
-    """Move a provider along applied → legal_confirmed → contracted → live ⇄ suspended → ended."""
+    """Move a provider along applied → legal_confirmed → contracted → live ⇄ suspended → ended.
+    `changes` are other fields edited together with the status (the admin form): saved in the
+    same transaction and named in the one audit entry."""
     locked = Provider.objects.select_for_update().get(pk=provider.pk)
+    changes = {k: v for k, v in (changes or {}).items() if k not in ("status", "status_changed_at")}
+    for name, value in changes.items():
+        setattr(locked, name, value)
     check_transition(
         locked,
         to,
@@ -175,6 +183,7 @@ def transition_provider(
             "legal_basis": locked.legal_basis_kind,
             "legal_reference": locked.legal_basis_reference,
             "contract": locked.contract_reference,
+            **({"fields": sorted(changes)} if changes else {}),
         },
     )
     provider.refresh_from_db()
@@ -326,10 +335,18 @@ def check_request(ap: CardAP) -> custom_input.CustomAPSpec | None:
     if ap.user_number_charset not in usernumber.CHARSETS:
         err("user_number_charset", _("利用者番号の文字種を選んでください。"))
     if ap.pin_source:
-        if not 4 <= ap.pin_min_length <= ap.pin_max_length <= 16:
-            err("pin_min_length", _("暗証番号の桁数は 4〜16 で、最小 ≦ 最大にしてください。"))
-        if not 1 <= ap.pin_retry_limit <= 15:
-            err("pin_retry_limit", _("暗証番号の試行回数上限は 1〜15 です。"))
+        if not PIN_LENGTH_MIN <= ap.pin_min_length <= ap.pin_max_length <= PIN_LENGTH_MAX:
+            err(
+                "pin_min_length",
+                _("暗証番号の桁数は %(lo)d〜%(hi)d で、最小 ≦ 最大にしてください。")
+                % {"lo": PIN_LENGTH_MIN, "hi": PIN_LENGTH_MAX},
+            )
+        if not PIN_RETRY_MIN <= ap.pin_retry_limit <= PIN_RETRY_MAX:
+            err(
+                "pin_retry_limit",
+                _("暗証番号の試行回数上限は %(lo)d〜%(hi)d です。")
+                % {"lo": PIN_RETRY_MIN, "hi": PIN_RETRY_MAX},
+            )
     if errors:
         raise ValidationError(errors)
     return spec
@@ -372,8 +389,7 @@ def submit_request(
 ) -> CardAP:
     """A provider's registration request (登録依頼書). `fields` are CardAP request fields."""
     # A provider's members apply for it; J-LIS staff may register on a provider's behalf (R3.1).
-    is_jlis = getattr(actor, "role", None) == "jlis_staff"
-    if getattr(actor, "provider_id", None) != provider.pk and not is_jlis:
+    if not policy.may_access_provider(actor, provider.pk):
         raise ValidationError(_("他のサービス提供者の登録依頼はできません。"), code="other_provider")
     allowed = set(CARD_AP_REQUEST_FIELDS)
     unknown = set(fields) - allowed
@@ -590,7 +606,7 @@ def key_version(card_ap: CardAP, version: int) -> bytes:
 def _check_preset_aps(provider: Provider, card_aps: list[CardAP]) -> None:
     if not card_aps:
         raise ValidationError({"card_aps": _("カードAPを1つ以上選んでください。")}, code="empty")
-    allowed = set(loadable_card_aps(provider).values_list("pk", flat=True))
+    allowed = set(policy.card_aps_loadable_by(provider).values_list("pk", flat=True))
     refused = [ap.name for ap in card_aps if ap.pk not in allowed]
     if refused:
         raise ValidationError(
@@ -732,7 +748,11 @@ def export_access_key_package(
     affiliate), encrypted to a passphrase or to one of its registered public keys; returns
     (file name, package bytes). The package is never stored; the audit names the AIDs and the
     protection, never a key or PIN."""
-    aps = list(visible_card_aps(provider).filter(status=CardAP.Status.APPROVED, pk__in=card_ap_ids))
+    aps = list(
+        policy.card_aps_visible_to(provider)
+        .filter(status=CardAP.Status.APPROVED, pk__in=card_ap_ids)
+        .order_by("aid")
+    )
     if not card_ap_ids or len(aps) != len(set(card_ap_ids)):
         raise ValidationError({"card_aps": _("承認済のカードAPを選んでください。")}, code="no_card_aps")
     package_id = secrets.token_hex(16)

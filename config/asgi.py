@@ -1,4 +1,5 @@
 """ASGI entry point: the agent's long poll waits here without holding a thread."""
+
 import os
 
 from django.core.asgi import get_asgi_application

@@ -1,4 +1,5 @@
 """The Celery application: card sessions, the daily revocation sync and mail run here."""
+
 import os
 
 from celery import Celery

@@ -3,6 +3,7 @@
 A misspelt boolean or a non-numeric port must stop the service at start-up with a message that
 names the variable, not surface later as odd behaviour.
 """
+
 from __future__ import annotations
 
 import os

@@ -1,4 +1,5 @@
 """Reachability checks for /healthz (load balancers, docker-compose health checks)."""
+
 from __future__ import annotations
 
 from django.conf import settings

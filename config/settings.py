@@ -3,6 +3,7 @@
 Embedded defaults (SQLite, tasks run in-process, console mail) let a first run work with nothing
 installed; production sets DATABASE_URL, REDIS_URL and SECRET_KEY. See README "Configuration".
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -38,7 +39,7 @@ CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
 SITE_URL = env_str("SITE_URL", "http://127.0.0.1:8000")
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "operators.admin_apps.JLISAdminConfig",  # django.contrib.admin with the J-LIS site
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -116,7 +117,6 @@ CELERY_TASK_ALWAYS_EAGER = not (REDIS_URL or env_str("CELERY_BROKER_URL"))
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
-CELERY_TIMEZONE = "Asia/Tokyo"
 CELERY_BEAT_SCHEDULE: dict[str, dict] = {}
 
 if REDIS_URL:
@@ -158,15 +158,23 @@ REAUTH_SECONDS = env_int("REAUTH_SECONDS", 5 * 60, minimum=30)
 # Paths reachable without a signed-in, OTP-verified operator (operators.middleware). Token-
 # authenticated endpoints (provider API, terminal agent) authenticate in their own views.
 LOGIN_EXEMPT_PREFIXES = [
-    "/healthz", "/static/", "/i18n/", "/accounts/login/", "/accounts/otp/", "/accounts/enrol/",
-    "/api/", "/agent/", "/favicon.ico",
+    "/healthz",
+    "/static/",
+    "/i18n/",
+    "/accounts/login/",
+    "/accounts/otp/",
+    "/accounts/enrol/",
+    "/api/",
+    "/agent/",
+    "/favicon.ico",
 ]
 
 # --- Internationalisation: Japanese first, English available; Japan time ------------------------
 LANGUAGE_CODE = "ja"
 LANGUAGES = [("ja", _("日本語")), ("en", _("English"))]
 LOCALE_PATHS = [BASE_DIR / "locale"]
-TIME_ZONE = "Asia/Tokyo"
+TIME_ZONE = "Asia/Tokyo"  # Japan time: the one time zone (Celery and the service calendar use it)
+CELERY_TIMEZONE = TIME_ZONE
 USE_I18N = True
 USE_TZ = True
 
@@ -174,6 +182,9 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = VAR_DIR / "static"
+# Demo and debug runs serve static files straight from the source tree (no collectstatic).
+WHITENOISE_USE_FINDERS = DEBUG or DEMO
+WHITENOISE_AUTOREFRESH = DEBUG or DEMO
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {
@@ -186,7 +197,7 @@ STORAGES = {
 # --- Mail (maintenance notices, failure notices) -----------------------------------------------
 EMAIL_BACKEND = env_str(
     "EMAIL_BACKEND",
-    "django.core.mail.backends.console.EmailBackend"
+    "config.mail.SummaryConsoleBackend"  # one line per mail, not the MIME message in base64
     if (DEBUG or DEMO)
     else "django.core.mail.backends.smtp.EmailBackend",
 )
@@ -290,11 +301,19 @@ SERVICE_CLOSE_TIME = env_str("SERVICE_CLOSE_TIME", "22:00")
 SERVICE_CLOSED_PERIOD = env_str("SERVICE_CLOSED_PERIOD", "12-29..01-03")
 MAINTENANCE_NOTICE_BUSINESS_DAYS = env_int("MAINTENANCE_NOTICE_BUSINESS_DAYS", 10, minimum=0)
 MAINTENANCE_BANNER_DAYS = env_int("MAINTENANCE_BANNER_DAYS", 30, minimum=1)
+# Demo mode opens the service hours (card operations at any hour; maintenance windows still apply)
+# and says so in a banner. Only in demo mode: production always keeps the hours above.
+DEMO_OPEN_ALL_HOURS = env_bool("DEMO_OPEN_ALL_HOURS", DEMO)
+if DEMO_OPEN_ALL_HOURS and not DEMO:
+    raise ImproperlyConfigured("DEMO_OPEN_ALL_HOURS=1 is allowed only in demo mode (CARDAP_DEMO=1)")
 
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"expected_refusals": {"()": "config.logfilters.ExpectedRefusals"}},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["expected_refusals"]}
+    },
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
 }

@@ -4,6 +4,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView
 
 from config import views
+from loading.api import InstallationsView
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -14,8 +15,10 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("", include("revocation.urls")),
     path("registry/", include("cardap.registry_urls")),
+    path("jobs/", include("loading.urls")),
     path("diagnosis/", include("loading.diagnosis_urls")),
     path("api/v1/card-aps/", include("cardap.api_urls")),
+    path("api/v1/installations/", InstallationsView.as_view(), name="api-installations"),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     # Redoc (self-hosted) styles its page at run time and searches in a worker: only this page
     # allows inline styles and blob: workers; scripts stay this origin's own.

@@ -104,9 +104,7 @@ def expect_success(
         if response.sw not in expect:
             raise CardError(response.sw, command=f"{batch.label} #{index + 1}")
     if len(responses) < len(batch.commands):
-        raise CardLost(
-            f"{batch.label}: the card answered {len(responses)} of {len(batch.commands)} commands"
-        )
+        raise CardLost(f"{batch.label}: the card answered {len(responses)} of {len(batch.commands)} commands")
     return responses
 
 

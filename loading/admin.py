@@ -4,20 +4,18 @@ the card conversation behind it. Read only: a diagnosis is evidence."""
 from __future__ import annotations
 
 import json
-from typing import Any
 
 from django.contrib import admin
-from django.http import HttpRequest
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 
-from cardap.admin import JLISAdminMixin
 from loading.advice import advice_for, explain_sw
 from loading.models import Diagnosis
+from operators.admin_site import ReadOnlyAdmin
 
 
 @admin.register(Diagnosis)
-class DiagnosisAdmin(JLISAdminMixin, admin.ModelAdmin):
+class DiagnosisAdmin(ReadOnlyAdmin):
     list_display = ["reference", "provider", "terminal", "fault_class", "state", "card_id", "created_at"]
     list_filter = ["fault_class", "state", "source", "provider"]
     search_fields = ["reference", "card_id", "job_reference", "incident_key"]
@@ -41,15 +39,6 @@ class DiagnosisAdmin(JLISAdminMixin, admin.ModelAdmin):
     )
     fields = FIELDS
     readonly_fields = FIELDS
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     @admin.display(description=_("案内"))
     def advice(self, obj: Diagnosis) -> str:

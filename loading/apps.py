@@ -7,4 +7,7 @@ class LoadingConfig(AppConfig):
     verbose_name = _("搭載・削除")
 
     def ready(self) -> None:
-        from loading import diagnosis  # noqa: F401 - connects the end-of-conversation receiver
+        from loading import (
+            diagnosis,  # noqa: F401 - connects the end-of-conversation receiver
+            jobs,  # noqa: F401 - connects the job handlers to the engine's signals
+        )

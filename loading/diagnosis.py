@@ -40,7 +40,7 @@ from loading import engine
 from loading.models import CardConversation, Diagnosis
 from operators.audit import record
 from operators.models import Operation, Operator, Terminal
-from operators.permissions import check_scope, is_jlis
+from operators.policy import check_scope, is_jlis, principal_of
 
 log = logging.getLogger(__name__)
 
@@ -268,9 +268,8 @@ def diagnoses_for(user: Operator) -> QuerySet[Diagnosis]:
     qs = Diagnosis.objects.select_related("terminal", "operator", "provider", "conversation")
     if is_jlis(user):
         return qs
-    if user.provider_id is None:
-        return qs.none()
-    return qs.filter(provider_id=user.provider_id)
+    provider_id = principal_of(user).provider_id
+    return qs.filter(provider_id=provider_id) if provider_id is not None else qs.none()
 
 
 def checklist(diag: Diagnosis) -> list[dict[str, Any]]:

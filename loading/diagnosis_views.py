@@ -4,13 +4,11 @@ advice beside the failed step. Thin: the services and selectors are in loading.d
 from __future__ import annotations
 
 from django import forms
-from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
-from django_otp.decorators import otp_required
 
 from cardap.service_calendar import ServiceClosed
 from gpcard.diagnosis import FAILED
@@ -18,7 +16,9 @@ from loading import diagnosis as services
 from loading.advice import advice_for
 from loading.engine import TerminalBusy
 from loading.models import Diagnosis
+from operators import policy
 from operators.models import Terminal
+from operators.policy import guard
 
 
 class StartForm(forms.Form):
@@ -33,12 +33,11 @@ class StartForm(forms.Form):
         self.fields["terminal"].queryset = terminals  # type: ignore[attr-defined]
 
 
-@login_required
-@otp_required
+@guard()  # any signed-in operator; the 障害診断 scope is checked by the service
 def start(request: HttpRequest) -> HttpResponse:
     user = request.user
     form = StartForm(request.POST or None, provider_id=getattr(user, "provider_id", None))
-    if request.method == "POST" and form.is_valid():
+    if policy.valid_post(request, form):
         try:
             diag = services.start_diagnosis(
                 operator=user,  # type: ignore[arg-type]
@@ -58,12 +57,11 @@ def start(request: HttpRequest) -> HttpResponse:
     return render(request, "loading/diagnosis_start.html", {"form": form}, status=400 if form.errors else 200)
 
 
-@login_required
-@otp_required
+@guard()
 def detail(request: HttpRequest, reference: str) -> HttpResponse:
     diag = services.diagnoses_for(request.user).filter(reference=reference).first()  # type: ignore[arg-type]
-    if diag is None:
-        raise Http404
+    if diag is None:  # another provider's diagnosis answers like a missing one
+        raise policy.not_found(request, reason="not_visible", reference=reference[:40])
     rows = services.checklist(diag)
     done = diag.state == Diagnosis.State.DONE
     advice = advice_for(diag.fault_class) if done else None

@@ -104,9 +104,7 @@ def get_program(name: str) -> Program:
 
 
 def _context(conv: CardConversation) -> Context:
-    return Context(
-        str(conv.id), conv.terminal_id, conv.params, bytes.fromhex(conv.seed), conv.sealed_secrets
-    )
+    return Context(str(conv.id), conv.terminal_id, conv.params, bytes.fromhex(conv.seed), conv.sealed_secrets)
 
 
 # --- what the agent is sent -------------------------------------------------------------------

@@ -125,6 +125,183 @@ class CardConversation(models.Model):
         return [(e["digest"], [bytes.fromhex(r) for r in e["responses"]]) for e in self.transcript]
 
 
+class Job(models.Model):
+    """One operator's card job at one terminal: read, load, delete or move-in processing (R4, R1.4).
+
+    A job runs as card conversations: first the read every job starts with, then (when the card
+    must change, or the reconciliation of that read must repair it) one change conversation. Its
+    ``steps`` are the per-command log (step label, command name, status word): never PINs, keys,
+    user numbers or APDU data. State transitions are the methods below (callers save and audit)."""
+
+    class Kind(models.TextChoices):
+        READ = "read", _("読取")
+        LOAD = "load", _("搭載")
+        DELETE = "delete", _("削除")
+        MOVE_IN = "move_in", _("転入処理")
+
+    class State(models.TextChoices):
+        READING = "reading", _("読取中")
+        CHANGING = "changing", _("書込中")
+        SUCCEEDED = "succeeded", _("完了")
+        FAILED = "failed", _("失敗")
+        INTERRUPTED = "interrupted", _("中断")
+        REFUSED = "refused", _("拒否")
+
+    ACTIVE_STATES = (State.READING, State.CHANGING)
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    kind = models.CharField(_("種別"), max_length=10, choices=Kind.choices)
+    state = models.CharField(_("状態"), max_length=12, choices=State.choices, default=State.READING)
+    terminal = models.ForeignKey(
+        "operators.Terminal", on_delete=models.PROTECT, related_name="jobs", verbose_name=_("端末")
+    )
+    operator = models.ForeignKey(
+        "operators.Operator", on_delete=models.PROTECT, related_name="jobs", verbose_name=_("操作者")
+    )
+    provider = models.ForeignKey(
+        "cardap.Provider", on_delete=models.PROTECT, related_name="jobs", verbose_name=_("サービス提供者")
+    )
+    conversation = models.ForeignKey(
+        CardConversation, on_delete=models.PROTECT, null=True, blank=True, related_name="jobs"
+    )
+    # The card identifier (CIN, hex) once read; "expected_card" is the card the operator read
+    # before choosing (load/delete/move-in refuse to touch another card).
+    card_id = models.CharField(_("カード識別子"), max_length=40, blank=True, db_index=True)
+    expected_card = models.CharField(max_length=40, blank=True)
+    request_key = models.CharField(max_length=64, unique=True)
+    # What was asked (card AP ids, per-AP options without secrets), and what was found/done.
+    request = models.JSONField(default=dict, blank=True)
+    content = models.JSONField(null=True, blank=True)  # the card as read (gpcard.operations.CardContent)
+    result = models.JSONField(null=True, blank=True)
+    steps = models.JSONField(default=list, blank=True)
+    step_label = models.CharField(_("現在の手順"), max_length=60, blank=True)
+    error_code = models.CharField(_("エラー"), max_length=40, blank=True)
+    error_message = models.TextField(_("エラー内容"), blank=True)
+    # Consent (R4.3): who confirmed the holder's consent, when, for which card APs.
+    consent_by = models.CharField(_("同意確認者"), max_length=150, blank=True)
+    consent_at = models.DateTimeField(_("同意確認日時"), null=True, blank=True)
+    consent_card_aps = models.JSONField(_("同意対象のカードAP"), default=list, blank=True)
+    resident_confirmed = models.BooleanField(_("住民であることの確認"), default=False)
+    # Holder-chosen PINs, sealed by the key store until the change conversation takes them.
+    sealed_secrets = models.TextField(blank=True, editable=False)
+    created_at = models.DateTimeField(_("開始日時"), default=timezone.now, db_index=True)
+    finished_at = models.DateTimeField(_("終了日時"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("カード操作")
+        verbose_name_plural = _("カード操作")
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["terminal"],
+                condition=Q(state__in=["reading", "changing"]),
+                name="one_active_job_per_terminal",
+            ),
+            models.UniqueConstraint(
+                fields=["card_id"],
+                condition=Q(state__in=["reading", "changing"]) & ~Q(card_id=""),
+                name="one_active_job_per_card",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} {self.id}"
+
+    @property
+    def is_active(self) -> bool:
+        return self.state in self.ACTIVE_STATES
+
+    # --- transitions (callers save) -----------------------------------------------------------
+    def attach(self, conversation: CardConversation, *, changing: bool) -> None:
+        self.conversation = conversation
+        self.state = self.State.CHANGING if changing else self.State.READING
+
+    def add_steps(self, steps: list[dict[str, str]]) -> None:
+        self.steps = [*self.steps, *steps]
+
+    def _end(self, state: str) -> None:
+        self.state = state
+        self.finished_at = timezone.now()
+        self.step_label = ""
+
+    def succeed(self, result: dict[str, Any]) -> None:
+        self.result = result
+        self._end(self.State.SUCCEEDED)
+
+    def fail(self, code: str, message: str, result: dict[str, Any] | None = None) -> None:
+        self.error_code, self.error_message = code[:40], message
+        if result is not None:
+            self.result = result
+        self._end(self.State.FAILED)
+
+    def refuse(self, code: str, message: str) -> None:
+        self.error_code, self.error_message = code[:40], message
+        self._end(self.State.REFUSED)
+
+    def interrupt(self, reason: str) -> None:
+        self.error_code = reason[:40]
+        self._end(self.State.INTERRUPTED)
+
+
+class JobItem(models.Model):
+    """One card AP a job loads or deletes (or a repair of the reconciliation), and what became of it."""
+
+    class Action(models.TextChoices):
+        INSTALL = "install", _("搭載")
+        DELETE = "delete", _("削除")
+        REPAIR = "repair", _("修復（削除）")
+
+    class Outcome(models.TextChoices):
+        PLANNED = "planned", _("予定")
+        DONE = "done", _("完了")
+        REFUSED = "refused", _("カードが拒否")
+        UNKNOWN = "unknown", _("不明（再読取で確認）")
+        NOT_RUN = "not_run", _("未実行")
+
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="items")
+    card_ap = models.ForeignKey("cardap.CardAP", on_delete=models.PROTECT, null=True, blank=True)
+    installation = models.ForeignKey(
+        "cardap.CardAPInstallation", on_delete=models.PROTECT, null=True, blank=True, related_name="job_items"
+    )
+    aid = models.CharField(_("AID"), max_length=32)
+    action = models.CharField(_("操作"), max_length=10, choices=Action.choices)
+    outcome = models.CharField(_("結果"), max_length=10, choices=Outcome.choices, default=Outcome.PLANNED)
+    sw = models.CharField(max_length=4, blank=True)
+
+    class Meta:
+        ordering = ["pk"]
+
+    def __str__(self) -> str:
+        return f"{self.action} {self.aid}"
+
+
+class InstallationEvent(models.Model):
+    """A load or deletion of a provider's card AP on a card, for its business system (R7): the
+    feed ``GET /api/v1/installations/?after=`` pages through these by ``id`` (strictly increasing).
+    The card is named by a reference stable per provider, never by its CIN."""
+
+    class Event(models.TextChoices):
+        INSTALLED = "installed", _("搭載")
+        DELETED = "deleted", _("削除")
+
+    provider = models.ForeignKey(
+        "cardap.Provider", on_delete=models.CASCADE, related_name="installation_events"
+    )
+    card_ap = models.ForeignKey("cardap.CardAP", on_delete=models.PROTECT, related_name="+")
+    aid = models.CharField(max_length=32)
+    user_number = models.CharField(max_length=64)
+    card_ref = models.CharField(max_length=64)
+    event = models.CharField(max_length=10, choices=Event.choices)
+    at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [models.Index(fields=["provider", "id"])]
+
+    def __str__(self) -> str:
+        return f"{self.event} {self.aid}"
+
+
 class Diagnosis(models.Model):
     """One fault diagnosis (R5): a probe of the card in front of a terminal, or a failed job
     classified from its own step log. ``reference`` (DG-YYYYMMDD-XXXX) is what the operator quotes

@@ -1,68 +1,22 @@
-"""The Django admin for J-LIS staff, behind the same two-factor sign-in (django-otp's OTPAdminSite)
-and limited to the J-LIS staff role."""
+"""The admin of people, scopes and terminals for J-LIS staff (the site and the audited base class
+are in operators.admin_site). Setting a password and adding an authenticator or backup codes for
+someone are audited and need a recent code, like every admin write."""
 
 from __future__ import annotations
 
-import time
-from typing import Any
-from urllib.parse import quote
-
-from django.conf import settings
 from django.contrib import admin
-from django.contrib.auth.admin import UserAdmin
+from django.contrib.auth.admin import GroupAdmin, UserAdmin
+from django.contrib.auth.models import Group
+from django.db import transaction
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import redirect
-from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
-from django_otp.admin import OTPAdminSite
+from django_otp.plugins.otp_static.admin import StaticDeviceAdmin
+from django_otp.plugins.otp_static.models import StaticDevice
+from django_otp.plugins.otp_totp.admin import TOTPDeviceAdmin
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from operators.audit import record
+from operators.admin_site import AuditedAdmin, ReadOnlyAdmin
 from operators.models import AuditEntry, Operator, OperatorScope, Terminal
-from operators.signin import REAUTH_AT
-
-
-class JLISAdminSite(OTPAdminSite):
-    def has_permission(self, request: HttpRequest) -> bool:
-        return (
-            super().has_permission(request)
-            and getattr(request.user, "role", None) == Operator.Role.JLIS_STAFF
-        )
-
-
-# Swap the class of the default site in place, so every app's admin.register keeps working.
-admin.site.__class__ = JLISAdminSite
-admin.site.site_header = _("カードAP搭載システム 管理（J-LIS）")
-admin.site.site_title = _("カードAP搭載システム 管理（J-LIS）")
-
-
-class AuditedAdmin(admin.ModelAdmin):
-    """Changes made by J-LIS staff in the admin go to the audit log like any other, and (roles,
-    scopes, terminals being sensitive) need a recently re-entered code like the operator pages."""
-
-    def changeform_view(
-        self,
-        request: HttpRequest,
-        object_id: str | None = None,
-        form_url: str = "",
-        extra_context: Any = None,
-    ) -> HttpResponse:
-        at = request.session.get(REAUTH_AT)
-        if request.method == "POST" and (at is None or time.time() - at > settings.REAUTH_SECONDS):
-            return redirect(f"{reverse('operators:reauth')}?next={quote(request.get_full_path())}")
-        return super().changeform_view(request, object_id, form_url, extra_context)
-
-    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
-        super().save_model(request, obj, form, change)
-        record(
-            action=f"admin.{obj._meta.model_name}.{'change' if change else 'add'}",
-            request=request,
-            target=str(obj)[:200],
-            detail={"fields": sorted(form.changed_data)},
-        )
-
-    def delete_model(self, request: HttpRequest, obj: Any) -> None:
-        record(action=f"admin.{obj._meta.model_name}.delete", request=request, target=str(obj)[:200])
-        super().delete_model(request, obj)
 
 
 class ScopeInline(admin.TabularInline):
@@ -85,6 +39,16 @@ class OperatorAdmin(AuditedAdmin, UserAdmin):
         (_("役割と所属"), {"fields": ("role", "provider")}),
     )
     inlines = [ScopeInline]
+
+    def user_change_password(self, request: HttpRequest, id: str, form_url: str = "") -> HttpResponse:
+        """Setting someone's password: audited in the same transaction as the change."""
+        with transaction.atomic():
+            response = super().user_change_password(request, id, form_url)
+            if request.method == "POST" and response.status_code == 302:
+                user = self.get_object(request, id)
+                if user is not None:
+                    self.audit(request, user, "password_set")
+        return response
 
 
 @admin.register(Terminal)
@@ -111,17 +75,15 @@ class OperatorScopeAdmin(AuditedAdmin):
 
 
 @admin.register(AuditEntry)
-class AuditEntryAdmin(admin.ModelAdmin):
+class AuditEntryAdmin(ReadOnlyAdmin):
     list_display = ["id", "at", "actor", "action", "ip", "target"]
     list_filter = ["action"]
     search_fields = ["actor", "action", "target"]
     date_hierarchy = "at"
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
 
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
+# Other apps' admins of things that decide who may sign in: the same audit and re-authentication.
+for _model, _base in ((StaticDevice, StaticDeviceAdmin), (TOTPDevice, TOTPDeviceAdmin), (Group, GroupAdmin)):
+    if admin.site.is_registered(_model):
+        admin.site.unregister(_model)
+    admin.site.register(_model, type(f"Audited{_base.__name__}", (AuditedAdmin, _base), {}))

@@ -60,6 +60,13 @@ LABELS: dict[str, Promise] = {
     "diagnosis.completed": _("障害診断の結果"),
     "apikey.issue": _("APIキーの発行"),
     "apikey.revoke": _("APIキーの失効"),
+    "job.started": _("カード操作開始"),
+    "job.refused": _("カード操作拒否"),
+    "job.succeeded": _("カード操作完了"),
+    "job.failed": _("カード操作失敗"),
+    "job.interrupted": _("カード操作中断"),
+    "installation.reconciled": _("搭載記録の照合・修正"),
+    "job.history_export": _("カード操作履歴の出力"),
 }
 
 # Codes built at run time: admin.<model>.<add|change|delete>, revocation.feed_<state>.

@@ -1,7 +1,9 @@
 """DRF authentication for the terminal agent: `Authorization: Terminal <token>`.
 
 request.user is the terminal's administrator (the person accountable for the terminal, R2.3);
-request.auth is the Terminal. Agent views must still check the job's operator with check_scope."""
+request.auth is the Terminal, so operators.policy.principal_of(request) is the terminal principal.
+Agent views use PrincipalPermission.of(Principal.TERMINAL) and still check the job's operator with
+operators.policy.check_scope."""
 
 from __future__ import annotations
 

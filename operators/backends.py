@@ -6,10 +6,12 @@ from typing import Any
 
 from django.contrib.auth.backends import BaseBackend
 
+from operators import policy
+
 
 class JLISRoleBackend(BaseBackend):
     def _is_jlis(self, user_obj: Any) -> bool:
-        return bool(getattr(user_obj, "is_active", False) and getattr(user_obj, "role", None) == "jlis_staff")
+        return policy.is_jlis(user_obj)
 
     def has_perm(self, user_obj: Any, perm: str, obj: Any = None) -> bool:
         return self._is_jlis(user_obj)

@@ -10,8 +10,9 @@ from django.core.exceptions import ValidationError
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
+from operators.formlayout import GroupedForm
 from operators.models import Operation, Operator, Terminal
-from operators.permissions import R, card_aps_of_provider, is_jlis
+from operators.policy import R, card_aps_loadable_by, is_jlis
 
 
 class PasswordForm(forms.Form):
@@ -62,7 +63,12 @@ def role_choices(actor: Any) -> list[tuple[str, str]]:
     return [(v, str(label)) for v, label in R.choices if v != R.JLIS_STAFF or is_jlis(actor)]
 
 
-class OperatorCreateForm(forms.Form):
+class OperatorCreateForm(GroupedForm, forms.Form):
+    groups = [
+        (_("アカウント"), ["username", "role"]),
+        (_("氏名と連絡先"), ["last_name", "first_name", "email"]),
+    ]
+
     username = forms.RegexField(
         label=_("ユーザー名"),
         max_length=150,
@@ -78,7 +84,9 @@ class OperatorCreateForm(forms.Form):
         super().__init__(*args, **kwargs)
         role = self.fields["role"]
         assert isinstance(role, forms.ChoiceField)
-        role.choices = [c for c in role_choices(actor) if c[0] != R.JLIS_STAFF]
+        # No preselected role: the first choice would otherwise be the most powerful one.
+        role.choices = [("", _("選択してください"))]
+        role.choices += [c for c in role_choices(actor) if c[0] != R.JLIS_STAFF]
 
     def clean_username(self) -> str:
         username = self.cleaned_data["username"]
@@ -87,7 +95,12 @@ class OperatorCreateForm(forms.Form):
         return username
 
 
-class OperatorEditForm(forms.Form):
+class OperatorEditForm(GroupedForm, forms.Form):
+    groups = [
+        (_("氏名と連絡先"), ["last_name", "first_name", "email"]),
+        (_("権限"), ["role", "is_active"]),
+    ]
+
     last_name = forms.CharField(label=_("姓"), max_length=150)
     first_name = forms.CharField(label=_("名"), max_length=150, required=False)
     email = forms.EmailField(label=_("メールアドレス"), required=False)
@@ -107,7 +120,9 @@ class AdministratorChoiceField(forms.ModelChoiceField):
         return gettext("%(name)s（%(role)s）") % {"name": name, "role": obj.get_role_display()}
 
 
-class TerminalForm(forms.Form):
+class TerminalForm(GroupedForm, forms.Form):
+    groups = [(_("端末"), ["name", "location", "is_active"]), (_("管理"), ["administrator"])]
+
     name = forms.CharField(label=_("端末名"), max_length=100)
     location = forms.CharField(label=_("設置場所"), max_length=200)
     administrator = AdministratorChoiceField(label=_("端末管理者"), queryset=Operator.objects.none())
@@ -128,7 +143,7 @@ class ScopeForm(forms.Form):
     def __init__(self, *args: Any, provider_id: int, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         terminals = Terminal.objects.filter(provider_id=provider_id).order_by("name")
-        card_aps = card_aps_of_provider(provider_id).order_by("name")
+        card_aps = card_aps_loadable_by(provider_id).order_by("name")
         for op, label in Operation.choices:
             self.fields[f"{op}__on"] = forms.BooleanField(label=label, required=False)
             self.fields[f"{op}__all_terminals"] = forms.BooleanField(label=_("すべての端末"), required=False)
@@ -214,3 +229,12 @@ class AuditSearchForm(forms.Form):
         if data.get("date_from") and data.get("date_to") and data["date_from"] > data["date_to"]:
             raise ValidationError(_("開始日は終了日以前の日付にしてください。"))
         return data
+
+
+def apply_validation_error(form: forms.BaseForm, exc: ValidationError) -> None:
+    """Show a service's ValidationError on the form: each message beside its field, or at the top
+    when the field is not on this form."""
+    by_field = exc.error_dict if hasattr(exc, "error_dict") else {None: exc.error_list}
+    for name, errors in by_field.items():
+        for error in errors:
+            form.add_error(name if name in form.fields else None, error)

@@ -16,7 +16,7 @@ from django.urls import reverse
 from django.utils.translation import gettext as _
 
 from operators.audit import record
-from operators.permissions import otp_verified
+from operators.policy import otp_verified
 
 
 def _password_change_paths() -> set[str]:

@@ -47,10 +47,6 @@ class Operator(AbstractUser):
         """Family name first, as Japanese names are written (and as the roster lists them)."""
         return f"{self.last_name} {self.first_name}".strip()
 
-    @property
-    def is_jlis(self) -> bool:
-        return self.role == self.Role.JLIS_STAFF
-
 
 class AuditEntryQuerySet(models.QuerySet["AuditEntry"]):
     def update(self, **kwargs: object) -> int:

@@ -5,24 +5,22 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
-from zoneinfo import ZoneInfo
 
+from django.apps import apps
 from django.db.models import Prefetch, Q, QuerySet
+from django.utils import timezone
 
-from cardap.models import Provider
 from operators.models import AuditEntry, Operator, OperatorScope, Terminal
-from operators.permissions import R, can_read_audit, can_read_roster, is_jlis
-
-JST = ZoneInfo("Asia/Tokyo")
+from operators.policy import can_read_audit, can_read_roster, is_jlis, may_access_provider, principal_of
 
 
-def providers_for(user: Any) -> QuerySet[Provider]:
-    """Providers whose operators, terminals and roster the caller may see."""
-    if is_jlis(user) or (user.is_authenticated and user.role == R.AUDITOR and user.provider_id is None):
-        return Provider.objects.all()
-    if user.is_authenticated and user.provider_id is not None:
-        return Provider.objects.filter(pk=user.provider_id)
-    return Provider.objects.none()
+def providers_for(user: Any) -> QuerySet[Any]:
+    """Providers whose operators, terminals and roster the caller may see (read)."""
+    providers = apps.get_model("cardap", "Provider").objects.all()
+    if may_access_provider(user, None, read=True):
+        return providers
+    p = principal_of(user)
+    return providers.filter(pk=p.provider_id) if p.provider_id is not None else providers.none()
 
 
 def operators_for(user: Any) -> QuerySet[Operator]:
@@ -58,10 +56,11 @@ def audit_entries_for(
     qs = AuditEntry.objects.all()
     if not is_jlis(user) and user.provider_id is not None:
         qs = qs.filter(provider_id_snapshot=user.provider_id)
+    japan = timezone.get_default_timezone()
     if date_from:
-        qs = qs.filter(at__gte=dt.datetime.combine(date_from, dt.time.min, tzinfo=JST))
+        qs = qs.filter(at__gte=dt.datetime.combine(date_from, dt.time.min, tzinfo=japan))
     if date_to:
-        qs = qs.filter(at__lt=dt.datetime.combine(date_to + dt.timedelta(days=1), dt.time.min, tzinfo=JST))
+        qs = qs.filter(at__lt=dt.datetime.combine(date_to + dt.timedelta(days=1), dt.time.min, tzinfo=japan))
     if actor:
         qs = qs.filter(actor__iexact=actor.strip())
     if action:
@@ -81,7 +80,7 @@ class RosterRow:
     administered: list[Terminal] = field(default_factory=list)
 
 
-def roster_for(user: Any, provider: Provider) -> list[RosterRow]:
+def roster_for(user: Any, provider: Any) -> list[RosterRow]:
     """The provider's people with operating rights (名簿, R2.3), or nothing if the caller may not
     see that provider."""
     if not can_read_roster(user) or not providers_for(user).filter(pk=provider.pk).exists():
@@ -99,4 +98,29 @@ def roster_for(user: Any, provider: Provider) -> list[RosterRow]:
             Prefetch("administered_terminals", queryset=Terminal.objects.order_by("name")),
         )
     )
-    return [RosterRow(p, list(p.scopes.all()), list(p.administered_terminals.all())) for p in people]
+    return [RosterRow(p, in_form_order(p.scopes.all()), list(p.administered_terminals.all())) for p in people]
+
+
+def in_form_order(scopes: Any) -> list[OperatorScope]:
+    """Permitted operations in the order of the form and the model (搭載, 削除, 障害診断, 転入処理)."""
+    from operators.models import Operation
+
+    order = {value: i for i, value in enumerate(Operation.values)}
+    return sorted(scopes, key=lambda s: order.get(s.operation, len(order)))
+
+
+def people_page(user: Any) -> list[Operator]:
+    """The operators list: each person with `enrolled` (a confirmed authenticator) and
+    `ordered_scopes` in the order of the form (搭載, 削除, 障害診断, 転入処理)."""
+    from django.db.models import Exists, OuterRef
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    people: list[Operator] = list(
+        operators_for(user)
+        .annotate(enrolled=Exists(TOTPDevice.objects.filter(user=OuterRef("pk"), confirmed=True)))
+        .prefetch_related("scopes")
+        .order_by("role", "username")
+    )
+    for person in people:
+        person.ordered_scopes = in_form_order(person.scopes.all())  # type: ignore[attr-defined]
+    return people

@@ -3,31 +3,27 @@ is audited and changes nothing), then writes and audits in one transaction."""
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 from collections.abc import Iterable
 from typing import Any
 
 from django.contrib.auth.password_validation import validate_password
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from cardap.models import CardAP
+from operators import tokens
 from operators.audit import record
 from operators.models import Operation, Operator, OperatorScope, Terminal
-from operators.permissions import R, can_manage_provider, card_aps_of_provider, is_jlis
+from operators.policy import R, can_manage_provider, card_aps_loadable_by, deny, is_jlis
 
 TOKEN_PREFIX = "cat_"  # "card AP terminal": makes a leaked token recognisable to secret scanners
 
 
 def _deny(*, actor: Operator, request: HttpRequest | None, action: str, target: str, message: str) -> None:
-    record(
-        action="permission.denied", request=request, actor=actor, target=target, detail={"attempted": action}
-    )
-    raise PermissionDenied(message)
+    raise deny(request or actor, message, reason="manage", attempted=action, target=target)
 
 
 def ensure_can_manage(
@@ -226,7 +222,7 @@ def set_scopes(
     own_terminals = set(
         Terminal.objects.filter(provider_id=operator.provider_id or 0).values_list("pk", flat=True)
     )
-    own_aps = set(card_aps_of_provider(operator.provider_id or 0).values_list("pk", flat=True))
+    own_aps = set(card_aps_loadable_by(operator.provider_id or 0).values_list("pk", flat=True))
     for op, grant in grants.items():
         if op not in Operation.values:
             raise ValidationError(_("不明な操作です: %(op)s") % {"op": op})
@@ -355,10 +351,6 @@ def update_terminal(
     return terminal
 
 
-def _digest(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
 def issue_terminal_credential(
     *, actor: Operator, terminal: Terminal, request: HttpRequest | None = None
 ) -> str:
@@ -371,12 +363,11 @@ def issue_terminal_credential(
         action="terminal.credential",
         target=terminal.name,
     )
-    prefix = secrets.token_hex(4)
-    token = f"{TOKEN_PREFIX}{prefix}_{secrets.token_urlsafe(32)}"
+    prefix, token = tokens.new_token(TOKEN_PREFIX)
     rotated = terminal.has_credential
     with transaction.atomic():
         terminal.credential_prefix = prefix
-        terminal.credential_hash = _digest(token)
+        terminal.credential_hash = tokens.digest(token)
         terminal.credential_issued_at = timezone.now()
         terminal.credential_revoked_at = None
         terminal.save(
@@ -429,7 +420,7 @@ def authenticate_terminal(token: str) -> Terminal | None:
         return None
     terminal = (
         Terminal.objects.select_related("provider", "administrator")
-        .filter(credential_hash=_digest(token), credential_revoked_at__isnull=True, is_active=True)
+        .filter(credential_hash=tokens.digest(token), credential_revoked_at__isnull=True, is_active=True)
         .first()
     )
     if terminal is None or not terminal.provider.is_live:
@@ -441,5 +432,5 @@ def touch_terminal(terminal: Terminal) -> None:
     Terminal.objects.filter(pk=terminal.pk).update(last_seen_at=timezone.now())
 
 
-def card_ap_choices(provider_id: int) -> Iterable[CardAP]:
-    return card_aps_of_provider(provider_id).order_by("name")
+def card_ap_choices(provider_id: int) -> Iterable[Any]:
+    return card_aps_loadable_by(provider_id).order_by("name")

@@ -7,9 +7,7 @@ import re
 import time
 from base64 import b32encode
 from collections.abc import Callable
-from functools import wraps
 from typing import Any, TypeVar
-from urllib.parse import quote
 
 import django_otp
 import qrcode
@@ -34,16 +32,15 @@ from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
 from django_otp.plugins.otp_totp.models import TOTPDevice
 from django_otp.util import random_hex
 
-from operators import lockout
+from operators import demo, lockout
 from operators.audit import client_ip, record
 from operators.forms import CodeForm, PasswordChangeForm, PasswordForm
 from operators.models import Operator
 from operators.otp_secrets import hash_backup_code
-from operators.permissions import otp_verified
+from operators.policy import REAUTH_AT, otp_verified, reauth_required  # noqa: F401 (re-exported)
 
 PRE_AUTH = "operators.pre_auth"  # user who passed the password step, awaiting the code
 NEXT = "operators.next"
-REAUTH_AT = "operators.reauth_at"
 BACKUP_CODES = 10
 T = TypeVar("T")
 PRE_AUTH_SECONDS = 5 * 60  # the code must follow the password within this time
@@ -241,7 +238,8 @@ def otp_view(request: HttpRequest) -> HttpResponse:
             return HttpResponseRedirect(
                 _complete_sign_in(request, user, device, request.session[PRE_AUTH]["backend"])
             )
-    return render(request, "operators/otp.html", {"form": form, "error": error, "pending": user})
+    context = {"form": form, "error": error, "pending": user, "demo_code": demo.current_code(user)}
+    return render(request, "operators/otp.html", context)
 
 
 def _qr_svg(data: str) -> str:
@@ -323,26 +321,6 @@ def enrol_view(request: HttpRequest) -> HttpResponse:
             "pending": user,
         },
     )
-
-
-def reauth_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
-    """Sensitive actions (roles, scopes, credentials) need a code entered within REAUTH_SECONDS."""
-
-    @wraps(view)
-    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        return reauth_redirect(request) or view(request, *args, **kwargs)
-
-    return wrapper
-
-
-def reauth_redirect(request: HttpRequest) -> HttpResponse | None:
-    """The redirect to the code prompt when no code was entered within REAUTH_SECONDS, else None
-    (for views that check the caller's role before asking for a code)."""
-    at = request.session.get(REAUTH_AT)
-    if at is None or time.time() - at > settings.REAUTH_SECONDS:
-        messages.info(request, _("重要な操作のため、確認コードをもう一度入力してください。"))
-        return redirect(f"{reverse('operators:reauth')}?next={quote(request.get_full_path())}")
-    return None
 
 
 @never_cache

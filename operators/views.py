@@ -8,49 +8,31 @@ import csv
 import io
 import json
 import re
-from collections.abc import Callable, Iterable, Iterator
-from functools import wraps
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from django.contrib import messages
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, StreamingHttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
-from cardap.models import Provider
-from operators import selectors, services
+from operators import policy, selectors, services
 from operators.audit import record
-from operators.forms import AuditSearchForm, OperatorCreateForm, OperatorEditForm, ScopeForm, TerminalForm
+from operators.forms import (
+    AuditSearchForm,
+    OperatorCreateForm,
+    OperatorEditForm,
+    ScopeForm,
+    TerminalForm,
+    apply_validation_error,
+)
 from operators.models import Operator, Terminal
-from operators.permissions import R, can_read_audit, can_read_roster
-from operators.signin import reauth_required
-
-View = Callable[..., HttpResponse]
-
-
-def _refuse(request: HttpRequest, message: str, **detail: Any) -> PermissionDenied:
-    record(action="permission.denied", request=request, target=request.path[:200], detail=detail)
-    return PermissionDenied(message)
-
-
-def roles_required(*roles: str) -> Callable[[View], View]:
-    def decorator(view: View) -> View:
-        @wraps(view)
-        def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-            if getattr(request.user, "role", None) not in roles:
-                raise _refuse(
-                    request, _("この画面を利用する権限がありません。"), role=getattr(request.user, "role", "")
-                )
-            return view(request, *args, **kwargs)
-
-        return wrapper
-
-    return decorator
+from operators.policy import R, guard
 
 
 def _actor(request: HttpRequest) -> Operator:
@@ -59,83 +41,60 @@ def _actor(request: HttpRequest) -> Operator:
 
 
 def _managed_operator(request: HttpRequest, pk: int) -> Operator:
-    """The operator to change, refusing (audited) when it belongs to another provider."""
-    target = get_object_or_404(Operator, pk=pk)
-    actor = _actor(request)
-    if actor.role != R.JLIS_STAFF and target.provider_id != actor.provider_id:
-        raise _refuse(
-            request, _("他のサービス提供者の操作者は表示・変更できません。"), target=target.username
-        )
-    return target
+    """The operator to change; another provider's answers 404 (audited) like a missing one."""
+    return policy.get_or_404(request, Operator.objects.all(), pk=pk)
 
 
 def _managed_terminal(request: HttpRequest, pk: int) -> Terminal:
-    terminal = get_object_or_404(Terminal, pk=pk)
-    actor = _actor(request)
-    if actor.role != R.JLIS_STAFF and terminal.provider_id != actor.provider_id:
-        raise _refuse(request, _("他のサービス提供者の端末は表示・変更できません。"), target=terminal.name)
-    return terminal
-
-
-def _form_errors(form: Any, exc: ValidationError) -> None:
-    if hasattr(exc, "error_dict"):
-        for field, errors in exc.error_dict.items():
-            for error in errors:
-                form.add_error(field if field in form.fields else None, error)
-    else:
-        for message in exc.messages:
-            form.add_error(None, message)
+    return policy.get_or_404(request, Terminal.objects.all(), pk=pk)
 
 
 # --- operators ---------------------------------------------------------------------------------
 
 
-@roles_required(R.PROVIDER_ADMIN)
+@guard(R.PROVIDER_ADMIN)
 @never_cache  # personal data: Cache-Control no-store
 def people_list(request: HttpRequest) -> HttpResponse:
-    people = selectors.operators_for(request.user).order_by("role", "username")
+    people = selectors.people_page(request.user)
     return render(request, "operators/people_list.html", {"people": people})
 
 
-@roles_required(R.PROVIDER_ADMIN)
-@reauth_required
+@guard(R.PROVIDER_ADMIN, reauth=True)
 @never_cache
 def person_create(request: HttpRequest) -> HttpResponse:
     actor = _actor(request)
     form = OperatorCreateForm(request.POST or None, actor=actor)
-    if request.method == "POST" and form.is_valid():
+    if policy.valid_post(request, form):
         try:
             user, password = services.create_operator(
                 actor=actor, provider_id=actor.provider_id or 0, request=request, **form.cleaned_data
             )
         except ValidationError as exc:
-            _form_errors(form, exc)
+            apply_validation_error(form, exc)
         else:
             return render(request, "operators/person_password.html", {"person": user, "password": password})
     return render(request, "operators/person_form.html", {"form": form, "creating": True})
 
 
-@roles_required(R.PROVIDER_ADMIN)
-@reauth_required
+@guard(R.PROVIDER_ADMIN, reauth=True)
 @never_cache
 def person_edit(request: HttpRequest, pk: int) -> HttpResponse:
     actor = _actor(request)
     person = _managed_operator(request, pk)
     initial = {f: getattr(person, f) for f in ("last_name", "first_name", "email", "role", "is_active")}
     form = OperatorEditForm(request.POST or None, initial=initial, actor=actor)
-    if request.method == "POST" and form.is_valid():
+    if policy.valid_post(request, form):
         try:
             services.update_operator(actor=actor, operator=person, request=request, **form.cleaned_data)
         except ValidationError as exc:
-            _form_errors(form, exc)
+            apply_validation_error(form, exc)
         else:
             messages.success(request, _("「%(u)s」を更新しました。") % {"u": person.username})
             return redirect("operators:people")
     return render(request, "operators/person_form.html", {"form": form, "person": person})
 
 
-@roles_required(R.PROVIDER_ADMIN)
-@reauth_required
+@guard(R.PROVIDER_ADMIN, reauth=True)
 @require_POST
 def person_reset(request: HttpRequest, pk: int) -> HttpResponse:
     """Reset password or authenticator; the new password is shown once."""
@@ -152,19 +111,18 @@ def person_reset(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, "operators/person_password.html", {"person": person, "password": password})
 
 
-@roles_required(R.PROVIDER_ADMIN)
-@reauth_required
+@guard(R.PROVIDER_ADMIN, reauth=True)
 @never_cache
 def person_scopes(request: HttpRequest, pk: int) -> HttpResponse:
     person = _managed_operator(request, pk)
     form = ScopeForm(
         request.POST or None, provider_id=person.provider_id or 0, initial=ScopeForm.initial_from(person)
     )
-    if request.method == "POST" and form.is_valid():
+    if policy.valid_post(request, form):
         try:
             services.set_scopes(actor=_actor(request), operator=person, grants=form.grants(), request=request)
         except ValidationError as exc:
-            _form_errors(form, exc)
+            apply_validation_error(form, exc)
         else:
             messages.success(request, _("「%(u)s」の操作可能範囲を更新しました。") % {"u": person.username})
             return redirect("operators:people")
@@ -174,18 +132,18 @@ def person_scopes(request: HttpRequest, pk: int) -> HttpResponse:
 # --- terminals ---------------------------------------------------------------------------------
 
 
-@roles_required(R.PROVIDER_ADMIN, R.TERMINAL_ADMIN)
+@guard(R.PROVIDER_ADMIN, R.TERMINAL_ADMIN)
 def terminal_list(request: HttpRequest) -> HttpResponse:
     terminals = selectors.terminals_for(request.user)
     return render(request, "operators/terminal_list.html", {"terminals": terminals})
 
 
-@roles_required(R.PROVIDER_ADMIN)
+@guard(R.PROVIDER_ADMIN)
 @never_cache
 def terminal_create(request: HttpRequest) -> HttpResponse:
     actor = _actor(request)
     form = TerminalForm(request.POST or None, provider_id=actor.provider_id or 0)
-    if request.method == "POST" and form.is_valid():
+    if policy.valid_post(request, form):
         data = form.cleaned_data
         try:
             services.register_terminal(
@@ -197,14 +155,14 @@ def terminal_create(request: HttpRequest) -> HttpResponse:
                 request=request,
             )
         except ValidationError as exc:
-            _form_errors(form, exc)
+            apply_validation_error(form, exc)
         else:
             messages.success(request, _("端末「%(t)s」を登録しました。") % {"t": data["name"]})
             return redirect("operators:terminals")
     return render(request, "operators/terminal_form.html", {"form": form, "creating": True})
 
 
-@roles_required(R.PROVIDER_ADMIN)
+@guard(R.PROVIDER_ADMIN)
 @never_cache
 def terminal_edit(request: HttpRequest, pk: int) -> HttpResponse:
     terminal = _managed_terminal(request, pk)
@@ -215,21 +173,20 @@ def terminal_edit(request: HttpRequest, pk: int) -> HttpResponse:
         "is_active": terminal.is_active,
     }
     form = TerminalForm(request.POST or None, initial=initial, provider_id=terminal.provider_id)
-    if request.method == "POST" and form.is_valid():
+    if policy.valid_post(request, form):
         try:
             services.update_terminal(
                 actor=_actor(request), terminal=terminal, request=request, **form.cleaned_data
             )
         except ValidationError as exc:
-            _form_errors(form, exc)
+            apply_validation_error(form, exc)
         else:
             messages.success(request, _("端末「%(t)s」を更新しました。") % {"t": terminal.name})
             return redirect("operators:terminals")
     return render(request, "operators/terminal_form.html", {"form": form, "terminal": terminal})
 
 
-@roles_required(R.PROVIDER_ADMIN)
-@reauth_required
+@guard(R.PROVIDER_ADMIN, reauth=True)
 @never_cache
 def terminal_credential(request: HttpRequest, pk: int) -> HttpResponse:
     """GET: confirm; POST action=issue: new credential (shown once); POST action=revoke."""
@@ -247,24 +204,25 @@ def terminal_credential(request: HttpRequest, pk: int) -> HttpResponse:
 # --- roster (名簿, R2.3) -----------------------------------------------------------------------
 
 
-def _roster_provider(request: HttpRequest) -> Provider:
-    if not can_read_roster(request.user):
-        raise _refuse(request, _("名簿を閲覧する権限がありません。"))
+def _roster_provider(request: HttpRequest) -> Any:
+    if not policy.can_read_roster(request):
+        raise policy.deny(request, _("名簿を閲覧する権限がありません。"), reason="role")
     visible = selectors.providers_for(request.user)
     wanted = request.GET.get("provider")
     if wanted:
         # ASCII digits only: str.isdigit() also accepts "²", which int() refuses.
         pk = int(wanted) if re.fullmatch(r"[0-9]{1,18}", wanted) else 0
-        provider = Provider.objects.filter(pk=pk).first()
-        if provider is None or not visible.filter(pk=provider.pk).exists():
-            raise _refuse(request, _("他のサービス提供者の名簿は閲覧できません。"), provider=wanted[:20])
+        # Another provider's roster answers like one that does not exist (404, audited).
+        provider = visible.filter(pk=pk).first()
+        if provider is None:
+            raise policy.not_found(request, reason="other_provider", provider=wanted[:20])
         return provider
     own = getattr(request.user, "provider", None)
     if own is not None:
         return own
     first = visible.first()
     if first is None:
-        raise _refuse(request, _("閲覧できるサービス提供者がありません。"))
+        raise policy.deny(request, _("閲覧できるサービス提供者がありません。"), reason="no_provider")
     return first
 
 
@@ -365,8 +323,8 @@ def roster_csv(request: HttpRequest) -> StreamingHttpResponse:
 
 
 def _audit_query(request: HttpRequest) -> tuple[AuditSearchForm, Any]:
-    if not can_read_audit(request.user):
-        raise _refuse(request, _("監査ログを閲覧する権限がありません。"))
+    if not policy.can_read_audit(request):
+        raise policy.deny(request, _("監査ログを閲覧する権限がありません。"), reason="role")
     form = AuditSearchForm(request.GET or None)
     filters = form.cleaned_data if form.is_valid() else {}
     return form, selectors.audit_entries_for(request.user, **filters)

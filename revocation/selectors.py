@@ -9,16 +9,19 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import connection
-from django.db.models import Max, Q
+import orjson
+from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from cardap.models import CardAP, CardAPShare, Provider
-from revocation.models import Feed, ProviderPull, RevocationEntry
+from cardap.models import CardAP, CardAPInstallation, Provider
+from operators import policy
+from revocation.models import CardStatus, Feed, ProviderPull, RevocationEntry
 
 VISIBLE_STATUSES = ("suspended", "revoked")
 
@@ -39,12 +42,14 @@ class Scope:
 
 
 def scope_for(provider: Provider, *, today: dt.date | None = None) -> Scope:
-    today = today or timezone.localdate()
-    owned = tuple(sorted(CardAP.objects.filter(provider=provider).values_list("id", flat=True)))
+    """The card APs the provider may see (operators.policy.card_aps_visible_to): its own entirely,
+    shared or affiliated ones from the start day of the relationship in force."""
+    visible = policy.card_aps_visible_to(provider, today)
+    owned = tuple(sorted(visible.filter(provider=provider).values_list("id", flat=True)))
     starts: dict[int, dt.date] = {}
     shares = (
-        CardAPShare.objects.filter(provider=provider, since__lte=today)
-        .filter(Q(until__isnull=True) | Q(until__gte=today))
+        policy.shares_in_force(provider.pk, today)
+        .filter(card_ap__in=visible)
         .exclude(card_ap_id__in=owned)
         .values_list("card_ap_id", "since")
     )
@@ -57,11 +62,19 @@ def scope_for(provider: Provider, *, today: dt.date | None = None) -> Scope:
     return Scope(owned=owned, shared=shared)
 
 
-def _entry_filter(scope: Scope) -> Q:
-    q = Q(card_ap_id__in=scope.owned) if scope.owned else Q(pk__in=[])
+def scope_condition(scope: Scope, *, ap: str, at: str) -> tuple[str, list[Any]]:
+    """The scope as an SQL condition on a card AP id column ``ap`` and a time column ``at``: the
+    one translation of scope_for's decision, used by every read below (only placeholders and the
+    caller's column names are formatted in; every value is a parameter)."""
+    conditions: list[str] = []
+    params: list[Any] = []
+    if scope.owned:
+        conditions.append(f"{ap} IN ({', '.join(['%s'] * len(scope.owned))})")
+        params.extend(scope.owned)
     for ap_id, start in scope.shared:
-        q |= Q(card_ap_id=ap_id, effective_at__gte=start)
-    return q
+        conditions.append(f"({ap} = %s AND {at} >= %s)")
+        params.extend([ap_id, connection.ops.adapt_datetimefield_value(start)])
+    return "(" + (" OR ".join(conditions) or "1 = 0") + ")", params
 
 
 def last_applied_feed() -> Feed | None:
@@ -70,79 +83,190 @@ def last_applied_feed() -> Feed | None:
 
 def delta_etag(*, provider: Provider, scope: Scope, after: int, limit: int) -> str:
     """Changes only when a feed is applied or the provider's scope changes (entries are written
-    by feeds only), so a 304 costs two small queries."""
-    feed_id = Feed.objects.filter(state=Feed.State.APPLIED).aggregate(m=Max("id"))["m"]
-    raw = f"v1|{provider.pk}|{after}|{limit}|{feed_id}|{scope.signature()}"
+    by feeds only), so a 304 costs one small query beside the scope's: never the entries."""
+    with connection.cursor() as cursor:  # plain SQL: this runs on every 304, the ORM's compile is its cost
+        cursor.execute(f"SELECT MAX(id) FROM {Feed._meta.db_table} WHERE state = %s", [Feed.State.APPLIED])  # noqa: S608
+        feed_id = cursor.fetchone()[0]
+    raw = f"v2|{provider.pk}|{after}|{limit}|{feed_id}|{scope.signature()}"
     return '"' + hashlib.sha256(raw.encode()).hexdigest()[:32] + '"'
 
 
-def _entry_json(row: Any, tz: dt.tzinfo) -> dict[str, Any]:
+_ENTRY = RevocationEntry._meta.db_table
+_CARD_AP = CardAP._meta.db_table
+
+
+def _entry_rows_sql(scope: Scope, *, after: int, limit: int) -> tuple[str, list[Any]]:
+    where, params = scope_condition(scope, ap="e.card_ap_id", at="e.effective_at")
+    sql = (
+        "SELECT e.id, a.aid, e.user_number, e.status, e.reason, e.effective_at "  # noqa: S608 (placeholders only)
+        f"FROM {_ENTRY} e JOIN {_CARD_AP} a ON a.id = e.card_ap_id "
+        f"WHERE e.id > %s AND {where} ORDER BY e.id LIMIT %s"
+    )
+    return sql, [after, *params, limit]
+
+
+# PostgreSQL writes the page's JSON itself (one text value, in the wire format: keys in this
+# order, no spaces), so Python never touches the rows; to_json quotes and escapes the text.
+_PAGE_SQL = """
+SELECT COUNT(*), MAX(id), COALESCE(string_agg(
+    '{{"seq":' || id || ',"aid":' || to_json(aid)::text || ',"user_number":' || to_json(user_number)::text
+    || ',"status":' || to_json(status)::text || ',"reason":' || to_json(reason)::text
+    || ',"effective_at":' || to_json(effective_at)::text || '}}',
+    ',' ORDER BY id), '')
+FROM ({rows}) page
+"""
+
+
+@dataclass(frozen=True)
+class Page:
+    entries_json: bytes  # the JSON array of the page's entries
+    cursor: int
+    has_more: bool
+
+
+@contextmanager
+def _rendering_in_local_time(cursor: Any) -> Iterator[None]:
+    """PostgreSQL renders times in the service's time zone (Japan time) for the statements run
+    inside; the session's zone is put back after them, because Django reads every other
+    timestamp of the session as UTC (and an outer transaction may run more statements)."""
+    cursor.execute(
+        "SELECT current_setting('TimeZone'), set_config('TimeZone', %s, true)",
+        [timezone.get_current_timezone_name()],
+    )
+    previous = cursor.fetchone()[0]
+    try:
+        yield
+    finally:
+        # If the transaction failed, its rollback drops the local setting anyway.
+        with suppress(DatabaseError):
+            cursor.execute("SELECT set_config('TimeZone', %s, true)", [previous])
+
+
+def delta_page(*, scope: Scope, after: int, limit: int) -> Page:
+    """One page of the provider's entries with seq > after, oldest first, as JSON bytes."""
+    if scope.empty:
+        return Page(b"[]", after, False)
+    if connection.vendor == "postgresql":
+        return _delta_page_sql(scope, after=after, limit=limit)
+    return _delta_page_python(scope, after=after, limit=limit)
+
+
+def _delta_page_sql(scope: Scope, *, after: int, limit: int) -> Page:
+    """PostgreSQL renders the page (the fast path)."""
+    rows_sql, params = _entry_rows_sql(scope, after=after, limit=limit)
+    with transaction.atomic(), connection.cursor() as cursor:
+        with _rendering_in_local_time(cursor):
+            cursor.execute(_PAGE_SQL.format(rows=rows_sql), params)
+            count, last, body = cursor.fetchone()
+        has_more = False
+        if count == limit:  # a full page: one index probe tells whether another follows
+            more_sql, more_params = _entry_rows_sql(scope, after=last, limit=1)
+            cursor.execute(f"SELECT EXISTS ({more_sql})", more_params)  # noqa: S608 (placeholders only)
+            has_more = cursor.fetchone()[0]
+    return Page(b"[" + body.encode() + b"]", last if last is not None else after, has_more)
+
+
+def _delta_page_python(scope: Scope, *, after: int, limit: int) -> Page:
+    """The same rows rendered by orjson (other databases, e.g. the embedded SQLite)."""
+    rows_sql, params = _entry_rows_sql(scope, after=after, limit=limit + 1)
+    with connection.cursor() as cursor:
+        cursor.execute(rows_sql, params)
+        rows = cursor.fetchall()
+    entries = [_entry_dict(row) for row in rows[:limit]]
+    return Page(orjson.dumps(entries), entries[-1]["seq"] if entries else after, len(rows) > limit)
+
+
+def _entry_dict(row: tuple[Any, ...]) -> dict[str, Any]:
+    seq, aid, user_number, status, reason, at = row
     return {
-        "seq": row["id"],
-        "aid": row["card_ap__aid"],
-        "user_number": row["user_number"],
-        "status": row["status"],
-        "reason": row["reason"],
-        "effective_at": row["effective_at"].astimezone(tz).isoformat(),
+        "seq": seq,
+        "aid": aid,
+        "user_number": user_number,
+        "status": status,
+        "reason": reason,
+        "effective_at": timezone.localtime(_aware(at)).isoformat(),
     }
 
 
 def entries_after(*, scope: Scope, after: int, limit: int) -> tuple[list[dict[str, Any]], bool]:
-    """One page of the provider's entries with seq > after, oldest first; and whether more follow."""
-    if scope.empty:
-        return [], False
-    rows = list(
-        RevocationEntry.objects.filter(_entry_filter(scope), id__gt=after)
-        .order_by("id")
-        .values("id", "card_ap__aid", "user_number", "status", "reason", "effective_at")[: limit + 1]
-    )
-    tz = timezone.get_current_timezone()  # looked up once: this loop runs for up to 10,000 rows
-    return [_entry_json(r, tz) for r in rows[:limit]], len(rows) > limit
+    """The page as Python objects (for callers that want them, e.g. tests and the admin)."""
+    page = delta_page(scope=scope, after=after, limit=limit)
+    return orjson.loads(page.entries_json), page.has_more
 
 
 def last_visible_seq(scope: Scope) -> int | None:
     if scope.empty:
         return None
-    return RevocationEntry.objects.filter(_entry_filter(scope)).aggregate(m=Max("id"))["m"]
+    where, params = scope_condition(scope, ap="card_ap_id", at="effective_at")
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT MAX(id) FROM {_ENTRY} WHERE {where}", params)  # noqa: S608 (placeholders only)
+        return cursor.fetchone()[0]
+
+
+def _snapshot_rows_sql(scope: Scope, *, json_rows: bool) -> tuple[str, list[Any]]:
+    where, params = scope_condition(scope, ap="i.card_ap_id", at="s.effective_at")
+    columns = (
+        "'{\"aid\":' || to_json(a.aid)::text || ',\"user_number\":' || to_json(i.user_number)::text"
+        " || ',\"status\":' || to_json(s.status)::text || ',\"reason\":' || to_json(s.reason)::text"
+        " || ',\"effective_at\":' || to_json(s.effective_at)::text || '}'"
+        if json_rows
+        else "a.aid, i.user_number, s.status, s.reason, s.effective_at"
+    )
+    sql = (
+        f"SELECT {columns} "  # noqa: S608 (placeholders only)
+        f"FROM {CardAPInstallation._meta.db_table} i "
+        f"JOIN {CardStatus._meta.db_table} s ON s.card_id = UPPER(i.card_id) "
+        f"JOIN {_CARD_AP} a ON a.id = i.card_ap_id "
+        f"WHERE i.state <> 'deleted' AND s.status IN ('suspended', 'revoked') AND {where} "
+        "ORDER BY a.aid, i.user_number"
+    )
+    return sql, params
+
+
+SNAPSHOT_CHUNK = 2000
+
+
+def snapshot_chunks(*, scope: Scope) -> Iterator[list[bytes]]:
+    """Every currently suspended/revoked user number of the provider's visible card APs, as JSON
+    objects (bytes), in chunks read from a server-side cursor: memory stays flat however many.
+    Must run inside a transaction (PostgreSQL's cursor lives in it)."""
+    if scope.empty:
+        return
+    if connection.vendor == "postgresql":
+        sql, params = _snapshot_rows_sql(scope, json_rows=True)
+        # A server-side cursor renders its rows when they are fetched: the zone stays set until
+        # the last chunk.
+        with (
+            connection.cursor() as setting,
+            _rendering_in_local_time(setting),
+            connection.chunked_cursor() as cursor,
+        ):
+            cursor.execute(sql, params)
+            while rows := cursor.fetchmany(SNAPSHOT_CHUNK):
+                yield [row[0].encode() for row in rows]
+        return
+    sql, params = _snapshot_rows_sql(scope, json_rows=False)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        while rows := cursor.fetchmany(SNAPSHOT_CHUNK):
+            yield [orjson.dumps(_snapshot_dict(row)) for row in rows]
+
+
+def _snapshot_dict(row: tuple[Any, ...]) -> dict[str, Any]:
+    aid, user_number, status, reason, at = row
+    return {
+        "aid": aid,
+        "user_number": user_number,
+        "status": status,
+        "reason": reason,
+        "effective_at": timezone.localtime(_aware(at)).isoformat(),
+    }
 
 
 def snapshot(*, scope: Scope) -> list[dict[str, Any]]:
-    """Current suspended/revoked status of every user number of the provider's visible card APs."""
-    if scope.empty:
-        return []
-    conditions: list[str] = []
-    params: list[Any] = []
-    if scope.owned:
-        conditions.append(f"i.card_ap_id IN ({', '.join(['%s'] * len(scope.owned))})")
-        params.extend(scope.owned)
-    for ap_id, start in scope.shared:
-        conditions.append("(i.card_ap_id = %s AND s.effective_at >= %s)")
-        params.extend([ap_id, connection.ops.adapt_datetimefield_value(start)])
-    # Only placeholders are formatted in; every value is a parameter.
-    sql = (
-        "SELECT a.aid, i.user_number, s.status, s.reason, s.effective_at "  # noqa: S608 (only placeholders are formatted in)
-        "FROM cardap_cardapinstallation i "
-        "JOIN revocation_cardstatus s ON s.card_id = UPPER(i.card_id) "
-        "JOIN cardap_cardap a ON a.id = i.card_ap_id "
-        "WHERE i.state <> 'deleted' AND s.status IN ('suspended', 'revoked') "
-        f"AND ({' OR '.join(conditions)}) "
-        "ORDER BY a.aid, i.user_number"
-    )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        rows = cursor.fetchall()
-    out = []
-    for aid, user_number, status, reason, at in rows:
-        out.append(
-            {
-                "aid": aid,
-                "user_number": user_number,
-                "status": status,
-                "reason": reason,
-                "effective_at": timezone.localtime(_aware(at)).isoformat(),
-            }
-        )
-    return out
+    """The snapshot's entries as Python objects (small scopes: tests, the admin)."""
+    with transaction.atomic():
+        return [orjson.loads(item) for chunk in snapshot_chunks(scope=scope) for item in chunk]
 
 
 def _aware(value: dt.datetime | str) -> dt.datetime:
@@ -157,9 +281,10 @@ def _aware(value: dt.datetime | str) -> dt.datetime:
 def pulls_visible_to(user: Any) -> list[ProviderPull]:
     """J-LIS staff see every provider's last pull; a provider administrator only their own."""
     qs = ProviderPull.objects.select_related("provider").order_by("provider__name")
-    if getattr(user, "is_jlis", False):
+    if policy.is_jlis(user):
         return list(qs)
-    return list(qs.filter(provider_id=user.provider_id)) if user.provider_id else []
+    provider_id = policy.principal_of(user).provider_id
+    return list(qs.filter(provider_id=provider_id)) if provider_id else []
 
 
 def feed_history(*, limit: int = 60) -> list[Feed]:

@@ -2,15 +2,19 @@
 # Starts the service on embedded defaults with demo data: `make run` calls this.
 set -euo pipefail
 BIN=$1 HOST=$2 PORT=$3
-export CARDAP_DEMO=1 DEBUG=1
+# Demo mode opens the service hours itself (DEMO_OPEN_ALL_HOURS, see the banner); no DEBUG, so
+# unknown addresses get the service's own 404 page.
+export CARDAP_DEMO=1
+echo "== compiling the translations, migrating the database (var/cardap.sqlite3), loading the demo data"
 "$BIN/python" manage.py compilemessages -v 0
 "$BIN/python" manage.py migrate --noinput -v 0
 "$BIN/python" manage.py load_demo
 "$BIN/python" manage.py demo_revocations
 echo
-echo "  Card AP loading service: http://$HOST:$PORT/"
-echo "  Sign in as one of the demo users above; the password and the one-time code are printed"
-echo "  there (codes come from: $BIN/python manage.py demo_otp USERNAME)."
+echo "  Card AP loading service (demo mode): http://$HOST:$PORT/"
+echo "  Demo mode: card operations may start at any hour (real hours: SERVICE_OPEN_TIME/SERVICE_CLOSE_TIME)."
+echo "  Sign in with a demo user above and the password demo-password-2026; the next page shows"
+echo "  the user's current one-time code (demo mode only). Elsewhere: $BIN/python manage.py demo_otp USERNAME"
 echo
 
 # The virtual My Number Card in a PC/SC reader (pcscd + vpcd), so the terminal agent, OpenSC and

@@ -1,5 +1,7 @@
-"""The shared test world (DESIGN.md): two live providers and one user per role, so every endpoint is
-tested for the allowed role, a forbidden role and a user of another provider."""
+"""The shared test world (DESIGN.md): two live providers and one user per role (J-LIS staff, provider
+admin, terminal admin, operator, a system-wide auditor and an auditor of one provider, and an
+operator and admin of the other provider), so every endpoint is tested for the allowed role, a
+forbidden role and a user of another provider. Rows beyond these come from tests/factories.py."""
 from __future__ import annotations
 
 import time
@@ -12,8 +14,8 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from cardap.models import Provider
 from operators.models import Operator
-
-PASSWORD = "correct-horse-battery-42"
+from tests import factories
+from tests.factories import PASSWORD  # noqa: F401 (tests import it from here)
 
 
 @dataclass
@@ -25,15 +27,23 @@ class World:
     city_operator: Operator
     shop_admin: Operator
     shop_operator: Operator
-    auditor: Operator
+    auditor: Operator  # system-wide (no provider)
+    city_terminal_admin: Operator
+    city_auditor: Operator  # auditor of テスト市 only
 
 
 def make_operator(username: str, role: str, provider: Provider | None) -> Operator:
-    user = Operator.objects.create_user(
-        username=username, password=PASSWORD, role=role, provider=provider, is_staff=role == "jlis_staff"
-    )
-    TOTPDevice.objects.create(user=user, name="default", confirmed=True)
-    return user
+    return factories.operator(username, role, provider)
+
+
+@pytest.fixture(autouse=True)
+def _default_language():
+    # A request in English leaves English active in the thread: every test starts in Japanese.
+    from django.utils import translation
+
+    translation.activate("ja")
+    yield
+    translation.deactivate()
 
 
 @pytest.fixture(autouse=True)
@@ -63,6 +73,8 @@ def world(db) -> World:
         shop_admin=make_operator("shop_admin", R.PROVIDER_ADMIN, shop),
         shop_operator=make_operator("shop_op", R.OPERATOR, shop),
         auditor=make_operator("auditor", R.AUDITOR, None),
+        city_terminal_admin=make_operator("city_term", R.TERMINAL_ADMIN, city),
+        city_auditor=make_operator("city_auditor", R.AUDITOR, city),
     )
 
 

@@ -1,27 +1,5 @@
 """Helpers shared by the registry tests."""
 
-import itertools
-
-from cardap.models import CardAP
-
-_serial = itertools.count(0x7F000000)
-
-
-def approved_ap(provider, name, *, area="extended", type="C"):
-    """An approved card AP written straight to the database (no manufacture): for tests that only
-    need one to exist."""
-    serial = next(_serial)
-    return CardAP.objects.create(
-        provider=provider,
-        name=name,
-        type=type,
-        area=area,
-        status=CardAP.Status.APPROVED,
-        aid=f"D392F1{'01' if area == 'local' else '02'}{serial:08X}",
-        serial=serial,
-    )
-
-
 STANDARD_FIELDS = {
     "A": {"structure": "records", "record_count": 4, "record_length": 32, "pin_source": "holder"},
     "C": {"structure": "binary", "file_size": 64, "pin_source": ""},

@@ -4,16 +4,14 @@ installations (the card-to-AP mapping that loading writes)."""
 from __future__ import annotations
 
 import datetime as dt
-import itertools
 from pathlib import Path
 
 import pytest
 
-from cardap.models import CardAP, CardAPInstallation, Provider
+from cardap.models import CardAP, CardAPInstallation
 from revocation import feedfile
 
 JST = dt.timezone(dt.timedelta(hours=9))
-_aid = itertools.count(1)
 
 
 def at(day: int, hour: int = 0, minute: int = 0, second: int = 0) -> dt.datetime:
@@ -24,17 +22,6 @@ def write(directory: Path, number: int, changes, previous: int | None | str = "a
     prev = (number - 1 or None) if previous == "auto" else previous
     return feedfile.write_feed(
         directory, number=number, previous=prev, changes=changes, private_key=feedfile.demo_private_key()
-    )
-
-
-def card_ap(provider: Provider, name: str = "AP") -> CardAP:
-    return CardAP.objects.create(
-        provider=provider,
-        name=f"{name}-{next(_aid)}",
-        type=CardAP.Type.A,
-        area=CardAP.Area.EXTENDED,
-        status=CardAP.Status.APPROVED,
-        aid=f"D392F0{next(_aid):014X}",
     )
 
 

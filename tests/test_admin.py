@@ -30,7 +30,9 @@ def test_jlis_registers_an_operator_in_the_admin(world, login):
     assert response.status_code == 302, [ln for ln in response.content.decode().splitlines() if "error" in ln]
     user = Operator.objects.get(username="city_new")
     assert user.provider == world.city and user.role == "operator"
-    assert AuditEntry.objects.filter(action="admin.operator.add", actor="jlis", target="city_new").exists()
+    assert AuditEntry.objects.filter(
+        action="admin.operator.add", actor="jlis", target=f"operator:{user.pk}", detail__repr="city_new"
+    ).exists()
 
 
 def test_admin_change_needs_recent_code(world, login):
@@ -59,7 +61,10 @@ def test_audit_log_is_read_only_in_the_admin(world, login):
 
 def test_admin_refused_to_other_roles_and_other_provider_admin(world, login):
     for user in (world.city_admin, world.shop_admin, world.auditor, world.city_operator):
-        assert login(user).get("/admin/operators/operator/").status_code == 302
+        assert login(user).get("/admin/operators/operator/").status_code == 403
+        assert AuditEntry.objects.filter(
+            action="permission.denied", actor=user.username, target="/admin/operators/operator/"
+        ).exists()
 
 
 def test_admin_never_shows_an_operators_totp_secret(world, login):

@@ -11,11 +11,19 @@ def test_task_round_trip_through_worker(celery_worker_real):
     assert ping.delay().get(timeout=20) == "pong"
 
 
-def test_eager_mode_without_broker():
-    if settings.CELERY_TASK_ALWAYS_EAGER:
-        assert ping.delay().get() == "pong"
-    else:
-        assert settings.CELERY_BROKER_URL.startswith(("redis://", "rediss://"))
+def test_eager_mode_runs_the_task_in_process():
+    """The embedded default (no broker): a task runs in the calling process, no server needed."""
+    from celery.result import EagerResult
+
+    from config.celery import app
+
+    before = app.conf.task_always_eager
+    app.conf.task_always_eager = True
+    try:
+        result = ping.delay()
+    finally:
+        app.conf.task_always_eager = before
+    assert isinstance(result, EagerResult) and result.get() == "pong"
 
 
 @pytest.mark.celery

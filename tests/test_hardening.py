@@ -31,7 +31,7 @@ def test_stale_session_with_a_nul_in_the_path_is_recorded(world):
 
 def test_nul_in_the_roster_provider_is_an_audited_refusal(world, login):
     response = login(world.city_admin).get("/accounts/roster/?provider=%00")
-    assert response.status_code == 403
+    assert response.status_code == 404  # as for another provider's roster
     assert AuditEntry.objects.filter(action="permission.denied", detail__provider="\\x00").exists()
 
 
@@ -58,8 +58,8 @@ def test_audit_dates_out_of_range_are_form_errors(world, login, query):
 @pytest.mark.parametrize("value", ["²", "١", "99999999999999999999999"])
 def test_roster_provider_must_be_ascii_digits(world, login, value):
     response = login(world.jlis).get("/accounts/roster/", {"provider": value})
-    assert response.status_code == 403
-    assert "他のサービス提供者の名簿は閲覧できません" in response.content.decode()
+    assert response.status_code == 404
+    assert AuditEntry.objects.filter(action="permission.denied", detail__provider=value[:20]).exists()
 
 
 def test_audit_csv_is_streamed_with_the_same_columns(world, login):

@@ -24,6 +24,14 @@ def denied(response, text):
     assert text in response.content.decode()
 
 
+def hidden(response):
+    """Another provider's object: a 404 like a missing one, and the refusal audited."""
+    assert response.status_code == 404
+    entry = AuditEntry.objects.order_by("-id").first()
+    assert entry.action == "permission.denied" and entry.detail["reason"] == "other_provider"
+    assert entry.detail["status"] == 404
+
+
 def last_action():
     return AuditEntry.objects.order_by("-id").values_list("action", flat=True).first()
 
@@ -121,29 +129,25 @@ def test_role_change_is_audited_as_permission_change(world, login):
 def test_other_provider_admin_cannot_edit(world, login):
     before = Operator.objects.values().get(pk=world.city_operator.pk)
     client = login(world.shop_admin)
-    denied(
-        client.get(f"/accounts/people/{world.city_operator.pk}/"),
-        "他のサービス提供者の操作者は表示・変更できません",
-    )
-    denied(
+    hidden(client.get(f"/accounts/people/{world.city_operator.pk}/"))
+    hidden(
         client.post(
             f"/accounts/people/{world.city_operator.pk}/",
             {"last_name": "乗っ取り", "role": "provider_admin", "is_active": "on"},
-        ),
-        "他のサービス提供者の操作者",
+        )
     )
     assert Operator.objects.values().get(pk=world.city_operator.pk) == before
     entry = AuditEntry.objects.filter(action="permission.denied").last()
-    assert entry.actor == "shop_admin" and entry.detail == {"target": "city_op"}
+    assert entry.actor == "shop_admin" and entry.provider_id_snapshot == world.shop.pk
+    assert entry.target == f"/accounts/people/{world.city_operator.pk}/"
 
 
-def test_other_provider_message_in_english(world, login):
+def test_other_provider_object_looks_like_a_missing_one(world, login):
     client = login(world.shop_admin)
-    client.cookies[settings.LANGUAGE_COOKIE_NAME] = "en"
-    denied(
-        client.get(f"/accounts/people/{world.city_operator.pk}/"),
-        "You cannot view or change operators of another service provider.",
-    )
+    other = client.get(f"/accounts/people/{world.city_operator.pk}/")
+    missing = client.get("/accounts/people/999999/")
+    assert other.status_code == missing.status_code == 404
+    assert other.content == missing.content
 
 
 def test_edit_forbidden_for_operator(world, login):
@@ -193,12 +197,8 @@ def test_password_and_otp_reset(world, login):
 
 def test_reset_by_other_provider_refused(world, login):
     old = world.city_operator.password
-    denied(
-        login(world.shop_admin).post(
-            f"/accounts/people/{world.city_operator.pk}/reset/", {"what": "password"}
-        ),
-        "他のサービス提供者",
-    )
+    path = f"/accounts/people/{world.city_operator.pk}/reset/"
+    hidden(login(world.shop_admin).post(path, {"what": "password"}))
     world.city_operator.refresh_from_db()
     assert world.city_operator.password == old
 
@@ -240,10 +240,7 @@ def test_scope_page_refuses_foreign_terminal(world, login):
 
 def test_scope_page_other_provider_and_forbidden_role(world, login):
     path = f"/accounts/people/{world.city_operator.pk}/scopes/"
-    denied(
-        login(world.shop_admin).post(path, {"load__on": "on", "load__all_terminals": "on"}),
-        "他のサービス提供者",
-    )
+    hidden(login(world.shop_admin).post(path, {"load__on": "on", "load__all_terminals": "on"}))
     denied(
         login(world.city_operator).post(path, {"load__on": "on", "load__all_terminals": "on"}),
         "権限がありません",
@@ -282,12 +279,7 @@ def test_terminal_pages_for_provider_admin(world, login):
 
 
 def test_terminal_admin_sees_terminals_but_cannot_change(world, login, city_terminal):
-    term_admin = Operator.objects.create_user("city_term", role="terminal_admin", provider=world.city)
-    from django_otp.plugins.otp_totp.models import TOTPDevice
-
-
-    TOTPDevice.objects.create(user=term_admin, name="d", confirmed=True)
-    client = login(term_admin)
+    client = login(world.city_terminal_admin)
     assert "窓口1" in client.get("/accounts/terminals/").content.decode()
     denied(
         client.post(f"/accounts/terminals/{city_terminal.pk}/credential/", {"action": "issue"}),
@@ -301,11 +293,8 @@ def test_terminal_pages_forbidden_and_other_provider(world, login, city_terminal
     denied(login(world.city_operator).get("/accounts/terminals/"), "権限がありません")
     client = login(world.shop_admin)
     assert "窓口1" not in client.get("/accounts/terminals/").content.decode()
-    denied(client.get(f"/accounts/terminals/{city_terminal.pk}/"), "他のサービス提供者の端末")
-    denied(
-        client.post(f"/accounts/terminals/{city_terminal.pk}/credential/", {"action": "issue"}),
-        "他のサービス提供者の端末",
-    )
+    hidden(client.get(f"/accounts/terminals/{city_terminal.pk}/"))
+    hidden(client.post(f"/accounts/terminals/{city_terminal.pk}/credential/", {"action": "issue"}))
     city_terminal.refresh_from_db()
     assert city_terminal.credential_hash is None
     # Choosing another provider's person as administrator is refused by the form.

@@ -7,8 +7,9 @@ from django.core.exceptions import ValidationError
 
 from cardap import selectors, services
 from cardap.models import AutoLoadPreset, CardAPShare, Provider
+from operators import policy
 from operators.models import AuditEntry
-from tests.registry_helpers import approved_ap
+from tests import factories
 
 
 def new_provider(kind, name="新規提供者"):
@@ -99,7 +100,7 @@ def test_municipality_needs_an_ordinance_and_suspension_stops_operations(world):
 
 @pytest.mark.django_db
 def test_usage_patterns_shared_loads_affiliate_only_uses(world):
-    ap = approved_ap(world.city, "市の広域AP")
+    ap = factories.card_ap(world.city, "市の広域AP")
     other = new_provider(Provider.Kind.PRIVATE, "加盟店")
     other.status = "live"
     other.save()
@@ -109,9 +110,9 @@ def test_usage_patterns_shared_loads_affiliate_only_uses(world):
     services.add_share(
         card_ap=ap, provider=other, role="affiliate", since=dt.date(2020, 1, 1), actor=world.jlis
     )
-    assert ap in selectors.loadable_card_aps(world.shop)
-    assert ap not in selectors.loadable_card_aps(other)
-    assert ap in selectors.visible_card_aps(other)
+    assert ap in policy.card_aps_loadable_by(world.shop)
+    assert ap not in policy.card_aps_loadable_by(other)
+    assert ap in policy.card_aps_visible_to(other)
     assert selectors.relationship(ap, other) == "affiliate"
     with pytest.raises(ValidationError, match="既に登録"):
         services.add_share(
@@ -119,13 +120,13 @@ def test_usage_patterns_shared_loads_affiliate_only_uses(world):
         )
     share = CardAPShare.objects.get(provider=world.shop)
     services.end_share(share=share, until=dt.date(2021, 1, 1), actor=world.jlis)
-    assert ap not in selectors.loadable_card_aps(world.shop)
+    assert ap not in policy.card_aps_loadable_by(world.shop)
     assert AuditEntry.objects.filter(action__startswith="card_ap.share_").count() == 3
 
 
 @pytest.mark.django_db
 def test_local_area_ap_is_never_shared_nor_loadable_by_others(world):
-    local = approved_ap(world.city, "住民向けAP", area="local")
+    local = factories.card_ap(world.city, "住民向けAP", area="local")
     with pytest.raises(ValidationError, match="地域住民向け領域"):
         services.add_share(
             card_ap=local, provider=world.shop, role="shared", since=dt.date(2020, 1, 1), actor=world.jlis
@@ -134,14 +135,14 @@ def test_local_area_ap_is_never_shared_nor_loadable_by_others(world):
         services.add_share(
             card_ap=local, provider=world.city, role="affiliate", since=dt.date(2020, 1, 1), actor=world.jlis
         )
-    assert local in selectors.loadable_card_aps(world.city)
-    assert local not in selectors.loadable_card_aps(world.shop)
+    assert local in policy.card_aps_loadable_by(world.city)
+    assert local not in policy.card_aps_loadable_by(world.shop)
 
 
 @pytest.mark.django_db
 def test_presets_only_hold_loadable_aps(world):
-    mine = approved_ap(world.shop, "店舗AP")
-    city_local = approved_ap(world.city, "市の住民向けAP", area="local")
+    mine = factories.card_ap(world.shop, "店舗AP")
+    city_local = factories.card_ap(world.city, "市の住民向けAP", area="local")
     preset = services.save_preset(provider=world.shop, name="標準", card_aps=[mine], actor=world.shop_admin)
     assert preset.ordered_card_aps() == [mine]
     with pytest.raises(ValidationError, match="市の住民向けAP"):

@@ -7,7 +7,7 @@ from rest_framework.test import APIClient
 
 from cardap import services
 from cardap.apikeys import issue_key
-from tests.registry_helpers import approved_ap
+from tests import factories
 
 
 def api(provider):
@@ -19,9 +19,9 @@ def api(provider):
 
 @pytest.mark.django_db
 def test_provider_sees_its_own_and_shared_card_aps_only(world):
-    mine = approved_ap(world.shop, "店舗AP")
-    city_ap = approved_ap(world.city, "市の広域AP")
-    city_local = approved_ap(world.city, "市の住民向けAP", area="local")
+    mine = factories.card_ap(world.shop, "店舗AP")
+    city_ap = factories.card_ap(world.city, "市の広域AP")
+    city_local = factories.card_ap(world.city, "市の住民向けAP", area="local")
     services.add_share(
         card_ap=city_ap, provider=world.shop, role="affiliate", since=dt.date(2020, 1, 1), actor=world.jlis
     )
@@ -54,7 +54,7 @@ def test_no_key_or_operator_session_is_refused(world, login):
 
 @pytest.mark.django_db
 def test_api_is_read_only(world):
-    mine = approved_ap(world.shop, "店舗AP")
+    mine = factories.card_ap(world.shop, "店舗AP")
     client = api(world.shop)
     assert client.post("/api/v1/card-aps/", {"name": "x"}).status_code == 405
     assert client.delete(f"/api/v1/card-aps/{mine.aid}/").status_code == 405
@@ -78,7 +78,7 @@ def test_openapi_schema_documents_the_api_key(client):
 @pytest.mark.django_db
 def test_page_size_and_offset_are_bounded(world):
     for n in range(3):
-        approved_ap(world.shop, f"店舗AP{n}")
+        factories.card_ap(world.shop, f"店舗AP{n}")
     client = api(world.shop)
     assert len(client.get("/api/v1/card-aps/?limit=1000").json()["results"]) == 3
     assert client.get("/api/v1/card-aps/?limit=2&offset=2").json()["previous"].endswith("limit=2")

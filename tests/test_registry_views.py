@@ -4,7 +4,8 @@ import pytest
 
 from cardap.models import AutoLoadPreset, CardAP
 from operators.models import AuditEntry
-from tests.registry_helpers import approved_ap, request_fields
+from tests import factories
+from tests.registry_helpers import request_fields
 
 CUSTOM = """format: 1
 name: 図書館カード
@@ -128,8 +129,8 @@ def test_template_and_examples_download(world, login):
 
 @pytest.mark.django_db
 def test_presets_pages(world, login):
-    mine = approved_ap(world.shop, "店舗AP")
-    theirs = approved_ap(world.city, "市のAP")
+    mine = factories.card_ap(world.shop, "店舗AP")
+    theirs = factories.card_ap(world.city, "市のAP")
     client = login(world.shop_admin)
     page = client.get("/registry/presets/new/").content.decode()
     assert "店舗AP" in page and "市のAP" not in page
@@ -159,7 +160,7 @@ def test_list_shows_card_aps_used_as_affiliate(world, login):
 
     from cardap import services
 
-    city_ap = approved_ap(world.city, "市の広域AP")
+    city_ap = factories.card_ap(world.city, "市の広域AP")
     services.add_share(
         card_ap=city_ap, provider=world.shop, role="affiliate", since=dt.date(2020, 1, 1), actor=world.jlis
     )

@@ -2,11 +2,14 @@
 
 import base64
 import datetime as dt
+import hashlib
 import json
 
 import pytest
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from django.core.cache import cache
+from django.db import connection
 from django.utils import timezone
 from rest_framework.test import APIClient
 
@@ -14,11 +17,13 @@ from cardap.apikeys import issue_key, revoke_key
 from cardap.models import CardAPShare, Provider
 from revocation import services
 from revocation.models import ProviderPull, RevocationEntry
-from tests.revocation_support import at, card_ap, fast_passwords, install, write  # noqa: F401
+from tests import factories
+from tests.revocation_support import at, fast_passwords, install, write  # noqa: F401
 
 pytestmark = pytest.mark.django_db
 DELTA = "/api/v1/revocations/"
 SNAPSHOT = "/api/v1/revocations/snapshot/"
+SIGNATURE = "/api/v1/revocations/snapshot/signature/"
 
 
 @pytest.fixture(autouse=True)
@@ -42,11 +47,11 @@ def feeds(world, tmp_path):
     other = Provider.objects.create(name="第三者", kind="private", status="live")
     today = timezone.localdate()
     aps = {
-        "city": card_ap(world.city, "city"),
-        "shop": card_ap(world.shop, "shop"),
-        "shared": card_ap(world.shop, "shared"),
-        "ended": card_ap(world.shop, "ended"),
-        "other": card_ap(other, "other"),
+        "city": factories.card_ap(world.city, "city"),
+        "shop": factories.card_ap(world.shop, "shop"),
+        "shared": factories.card_ap(world.shop, "shared"),
+        "ended": factories.card_ap(world.shop, "ended"),
+        "other": factories.card_ap(other, "other"),
     }
     CardAPShare.objects.create(
         card_ap=aps["shared"], provider=world.city, role="shared", since=dt.date(2026, 11, 2)
@@ -117,9 +122,16 @@ def test_provider_sees_only_its_own_and_currently_shared_entries(world, feeds):
     }
 
 
+def body_of(response):
+    """The bytes of an answer, streamed (the snapshot) or not."""
+    if response.streaming:
+        return b"".join(response.streaming_content)
+    return response.content
+
+
 def test_no_card_identifier_or_foreign_user_in_any_answer(world, feeds):
     client = client_for(world.city)
-    raw = client.get(DELTA, {"limit": 10000}).content.decode() + client.get(SNAPSHOT).content.decode()
+    raw = client.get(DELTA, {"limit": 10000}).content.decode() + body_of(client.get(SNAPSHOT)).decode()
     assert "C0FFEE" not in raw.upper()
     for foreign in ("shop-user", "ended-user", "other-user"):
         assert foreign not in raw
@@ -132,7 +144,8 @@ def test_share_ending_hides_entries(world, feeds):
         until=timezone.localdate() - dt.timedelta(days=1)
     )
     assert not any(e["aid"] == feeds["shared"].aid for e in all_entries(client))
-    assert not any(e["aid"] == feeds["shared"].aid for e in client.get(SNAPSHOT).json()["entries"])
+    snapshot = json.loads(body_of(client.get(SNAPSHOT)))
+    assert not any(e["aid"] == feeds["shared"].aid for e in snapshot["entries"])
 
 
 def test_cursor_pages_are_strictly_increasing_and_complete(world, feeds):
@@ -170,29 +183,68 @@ def test_cache_control_matches_sync_schedule(settings):
     assert cache_seconds(dt.datetime(2026, 11, 29, 6, 0, tzinfo=jst)) == (23 * 60 + 30) * 60
 
 
+def verify_snapshot(client, body):
+    """What a provider does, with the published key alone: verify the detached signature of the
+    manifest, then that the manifest names the body's SHA-256 and size."""
+    key = client.get("/api/v1/revocations/public-key/").json()
+    public = Ed25519PublicKey.from_public_bytes(base64.b64decode(key["public_key_b64"]))
+    signed = client.get(SIGNATURE).json()
+    assert signed["algorithm"] == "Ed25519" and signed["key_id"] == key["key_id"]
+    public.verify(base64.b64decode(signed["signature"]), signed["manifest"].encode())  # raises if wrong
+    manifest = json.loads(signed["manifest"])
+    assert manifest["format"] == "cardap-revocation-snapshot-signature/1"
+    assert manifest["sha256"] == hashlib.sha256(body).hexdigest() and manifest["size"] == len(body)
+    return public, signed, manifest
+
+
 def test_snapshot_signed_and_verifiable_with_published_key(world, feeds):
     client = client_for(world.city)
     response = client.get(SNAPSHOT)
-    assert response.status_code == 200
-    key = client.get("/api/v1/revocations/public-key/").json()
-    public = Ed25519PublicKey.from_public_bytes(base64.b64decode(key["public_key_b64"]))
-    public.verify(base64.b64decode(response["X-Signature"]), response.content)  # raises if wrong
-    assert response["X-Signature-Key-Id"] == key["key_id"]
-    with pytest.raises(Exception):  # noqa: B017 - InvalidSignature
-        public.verify(
-            base64.b64decode(response["X-Signature"]), response.content.replace(b"revoked", b"resumed")
-        )
-    body = json.loads(response.content)
-    current = {(e["aid"], e["user_number"], e["status"]) for e in body["entries"]}
+    assert response.status_code == 200 and response.streaming
+    body = body_of(response)
+    public, signed, manifest = verify_snapshot(client, body)
+    # A forged manifest (another body's digest) does not verify.
+    forged = signed["manifest"].replace(manifest["sha256"], hashlib.sha256(b"{}").hexdigest())
+    with pytest.raises(InvalidSignature):
+        public.verify(base64.b64decode(signed["signature"]), forged.encode())
+    parsed = json.loads(body)
+    current = {(e["aid"], e["user_number"], e["status"]) for e in parsed["entries"]}
     aid = feeds["city"].aid
     assert current == {
         (aid, "city-user-2", "suspended"),
         (aid, "city-user-3", "revoked"),
         (feeds["shared"].aid, "shared-user-2", "suspended"),
     }
-    assert body["count"] == 3
-    assert body["as_of_seq"] == max(e["seq"] for e in all_entries(client))
-    assert client.get(SNAPSHOT, HTTP_IF_NONE_MATCH=response["ETag"]).status_code == 304
+    assert parsed["count"] == 3
+    assert parsed["as_of_seq"] == max(e["seq"] for e in all_entries(client))
+    assert body_of(client.get(SNAPSHOT)) == body  # same content, same bytes: the signature holds
+    assert client.get(SNAPSHOT, HTTP_IF_NONE_MATCH=manifest["etag"]).status_code == 304
+
+
+def test_snapshot_signature_follows_a_new_feed(world, feeds, tmp_path):
+    client = client_for(world.city)
+    before = body_of(client.get(SNAPSHOT))
+    _, _, old = verify_snapshot(client, before)
+    services.apply_feed(path=write(tmp_path / "n", 3, [("C0FFEE02", "resumed", "found", at(5, 9))]))
+    after = body_of(client.get(SNAPSHOT))
+    assert after != before
+    _, _, new = verify_snapshot(client, after)
+    assert new["etag"] != old["etag"]
+    assert client.get(SNAPSHOT, HTTP_IF_NONE_MATCH=old["etag"]).status_code == 200
+    assert {e["user_number"] for e in json.loads(after)["entries"]} == {"city-user-3"}
+
+
+def test_empty_snapshot_is_valid_signed_json(world):
+    client = client_for(world.city)  # a provider with no card AP at all
+    body = body_of(client.get(SNAPSHOT))
+    assert json.loads(body) == {
+        "provider": world.city.name,
+        "feed": None,
+        "as_of_seq": None,
+        "entries": [],
+        "count": 0,
+    }
+    verify_snapshot(client, body)
 
 
 def test_last_pull_recorded(world, feeds):
@@ -283,3 +335,69 @@ def test_garbage_keys_are_refused_not_server_errors(world, token):
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
     assert client.get(DELTA).status_code == 401
+
+
+def test_readme_provider_client_example_runs_and_verifies(live_server, tmp_path, world, capsys):
+    """The README's provider client, run as written against a live server: it pages the deltas,
+    fetches the streamed snapshot and its detached signature, and verifies them."""
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    code = next(
+        block for block in re.findall(r"```python\n(.*?)```", readme, re.S) if "snapshot/signature/" in block
+    )
+    ap = factories.card_ap(world.city, "readme")
+    install("C0FFEE21", ap, "readme-user-1")
+    install("C0FFEE22", ap, "readme-user-2")
+    services.apply_feed(path=write(tmp_path, 1, [("C0FFEE21", "revoked", "lost", at(3, 9))]))
+    _, token = issue_key(provider=world.city, name="README")
+    base = live_server.url + "/api/v1/revocations/"
+    code = code.replace('"https://cardap.example.jp/api/v1/revocations/"', repr(base)).replace(
+        '"cak_…"', repr(token)
+    )
+    namespace: dict = {}
+    exec(compile(code, "README.md", "exec"), namespace)  # raises if the signature does not verify
+    assert namespace["snapshot"]["entries"] == [
+        {
+            "aid": ap.aid,
+            "user_number": "readme-user-1",
+            "status": "revoked",
+            "reason": "lost",
+            "effective_at": at(3, 9).isoformat(),
+        }
+    ]
+    assert "readme-user-1 revoked lost" in capsys.readouterr().out
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="compares PostgreSQL's rendering")
+def test_page_rendered_by_postgresql_equals_the_python_rendering(world, tmp_path):
+    """The fast path (PostgreSQL writes the JSON) and the portable one give the same page, with
+    text that needs escaping and a time with a fraction of a second."""
+    from revocation import selectors
+
+    ap = factories.card_ap(world.city, "render")
+    odd = ['quote " and \\ backslash', "改行\nと\tタブ", "emoji 🎴 </script>"]
+    for n, user in enumerate(odd):
+        install(f"ABCD{n:02X}", ap, user)
+    services.apply_feed(
+        path=write(
+            tmp_path,
+            1,
+            [
+                (f"ABCD{n:02X}", "suspended", "lost", at(2, 9) + dt.timedelta(microseconds=250_000))
+                for n in range(3)
+            ],
+        )
+    )
+    scope = selectors.scope_for(world.city)
+    for after, limit in ((0, 10), (0, 2), (0, 3)):
+        fast = selectors._delta_page_sql(scope, after=after, limit=limit)
+        portable = selectors._delta_page_python(scope, after=after, limit=limit)
+        assert (fast.cursor, fast.has_more) == (portable.cursor, portable.has_more)
+        a, b = json.loads(fast.entries_json), json.loads(portable.entries_json)
+        for entry in a + b:
+            entry["effective_at"] = dt.datetime.fromisoformat(entry["effective_at"])
+        assert a == b and len(a) == min(limit, 3)
+    assert {e["user_number"] for e in json.loads(fast.entries_json)} == set(odd)
+    assert fast.has_more is False and selectors._delta_page_sql(scope, after=0, limit=2).has_more is True

@@ -9,7 +9,8 @@ from django.core import mail
 
 from revocation import feedfile, services
 from revocation.models import CardStatus, Feed, RevocationEntry
-from tests.revocation_support import at, card_ap, fast_passwords, install, write  # noqa: F401
+from tests import factories
+from tests.revocation_support import at, fast_passwords, install, write  # noqa: F401
 
 pytestmark = pytest.mark.django_db
 
@@ -121,7 +122,7 @@ def test_random_feeds_match_reference_rules(tmp_path):
 
 
 def test_same_feed_twice_changes_nothing(tmp_path):
-    ap = card_ap(
+    ap = factories.card_ap(
         pytest.importorskip("cardap.models").Provider.objects.create(name="P", kind="private", status="live")
     )
     install("DD01", ap, "U-1")
@@ -135,7 +136,7 @@ def test_same_feed_twice_changes_nothing(tmp_path):
 
 
 def test_entries_for_live_installations_only_unknown_cards_kept(tmp_path, world):
-    ap_city, ap_shop = card_ap(world.city), card_ap(world.shop)
+    ap_city, ap_shop = factories.card_ap(world.city), factories.card_ap(world.shop)
     install("EE01", ap_city, "C-1")
     install("EE01", ap_shop, "S-1")
     install("EE02", ap_city, "C-2", state="deleted")
@@ -157,7 +158,7 @@ def test_entries_for_live_installations_only_unknown_cards_kept(tmp_path, world)
 
 
 def test_crash_mid_way_leaves_previous_state_and_rerun_completes(tmp_path, monkeypatch, world):
-    ap = card_ap(world.city)
+    ap = factories.card_ap(world.city)
     install("FF01", ap, "C-1")
     services.apply_feed(path=write(tmp_path, 1, [("FF01", "suspended", "lost", at(1, 9))]))
     before = (statuses(), RevocationEntry.objects.count())
@@ -414,3 +415,73 @@ def test_production_requires_real_keys_and_refuses_the_demo_key(settings):
     assert [e.id for e in revocation_keys()] == ["revocation.E001"]  # malformed even in the demo
     settings.REVOCATION_FEED_PUBKEY, settings.REVOCATION_SIGNING_KEY = "", ""
     assert revocation_keys() == []  # the demo falls back to the DEMO-ONLY keys
+
+
+def signed_body(tmp_path, lines, number=1):
+    """A feed file holding exactly these change lines (bytes), correctly signed."""
+    import hashlib
+
+    body = b"".join(lines)
+    header = json.dumps(
+        {
+            "format": feedfile.FORMAT,
+            "feed": number,
+            "previous": number - 1 or None,
+            "created": at(2).isoformat(),
+            "count": len(lines),
+            "sha256": hashlib.sha256(body).hexdigest(),
+        },
+        separators=(",", ":"),
+    ).encode()
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    path = tmp_path / feedfile.feed_filename(number)
+    rewrite(path, [header + b"\n", body])
+    resign(path)
+    return path
+
+
+def test_times_in_every_accepted_iso_form_mean_the_same_instant(tmp_path):
+    """The canonical form is staged as sent; other ISO 8601 forms that Python accepts (Z, basic
+    format, a fraction, an offset without colon) are staged as the same instant in UTC."""
+    import datetime as dt
+
+    forms = {
+        "AB01": "2026-11-01T09:00:00+09:00",
+        "AB02": "2026-11-01T00:00:00Z",
+        "AB03": "20261101T090000+0900",
+        "AB04": "2026-11-01T09:00:00.250+09:00",
+        "AB05": "2026-11-01 00:00:00+00:00",
+        "AB06": "2026-10-31T19:00:00-05:00",
+    }
+    lines = [
+        json.dumps(
+            {"card": c, "status": "suspended", "reason": "lost", "at": t}, separators=(",", ":")
+        ).encode()
+        + b"\n"
+        for c, t in forms.items()
+    ]
+    feed = services.apply_feed(path=signed_body(tmp_path, lines))
+    assert feed.state == Feed.State.APPLIED, feed.reason
+    s = statuses()
+    for card in forms:
+        expected = at(1, 9) + (dt.timedelta(milliseconds=250) if card == "AB04" else dt.timedelta())
+        assert s[card][2] == expected, card
+
+
+def test_line_length_limit_is_exact_and_a_fault_after_a_chunk_boundary_names_its_line(tmp_path):
+    """1024 bytes with the newline is accepted, 1025 refused; lines are read in 1 MiB chunks, so
+    a fault beyond the first chunk must still name its own line."""
+    base = {"card": "AB01", "status": "suspended", "reason": "lost", "at": "2026-11-01T09:00:00+09:00"}
+    plain = json.dumps(base, separators=(",", ":"))
+    exact = (plain[:-1] + " " * (1023 - len(plain)) + "}").encode() + b"\n"  # padded with JSON spaces
+    assert len(exact) == 1024
+    assert services.apply_feed(path=signed_body(tmp_path, [exact])).state == Feed.State.APPLIED
+    too_long = exact[:-2] + b" }\n"
+    assert len(too_long) == 1025
+    assert_rejected(signed_body(tmp_path / "b", [too_long], number=2), "oversized", line=2)
+    good = feedfile.encode_change("AB02", "suspended", "lost", at(1, 9))
+    count = (1 << 20) // len(good) + 10  # past the first chunk
+    lines = [good] * count + [
+        b'{"card":"AB02","status":"lost","reason":"lost","at":"2026-11-01T09:00:00+09:00"}\n'
+    ]
+    assert_rejected(signed_body(tmp_path / "c", lines, number=2), "malformed", line=count + 2, match="status")

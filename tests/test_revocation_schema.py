@@ -15,8 +15,8 @@ from schemathesis.specs.openapi.checks import negative_data_rejection
 from cardap.apikeys import find_key
 from cardap.models import ProviderAPIKey
 from revocation import services
-from tests.registry_helpers import approved_ap
-from tests.revocation_support import at, card_ap, fast_passwords, install, write  # noqa: F401
+from tests import factories
+from tests.revocation_support import at, fast_passwords, install, write  # noqa: F401
 
 # Cases are generated (with their auth) before fixtures run, so the key is fixed here and
 # stored, hashed, by the fixture; find_key must accept it like an issued one.
@@ -38,7 +38,7 @@ def keep_test_connection():
 @pytest.fixture
 def api_data(world, tmp_path, settings, keep_test_connection):
     settings.REVOCATION_API_RATE = "100000/min"
-    ap = card_ap(world.city)
+    ap = factories.card_ap(world.city)
     install("AB01", ap, "U-1")
     install("AB02", ap, "U-2")
     services.apply_feed(
@@ -53,8 +53,8 @@ def api_data(world, tmp_path, settings, keep_test_connection):
         key_hash=hashlib.sha256(TOKEN.encode()).hexdigest(),
     )
     assert find_key(TOKEN).provider == world.city
-    approved_ap(world.city, "市の広域AP")
-    approved_ap(world.shop, "店舗AP")  # another provider's: never listed, a 404 by AID
+    factories.card_ap(world.city, name="市の広域AP")
+    factories.card_ap(world.shop, name="店舗AP")  # another provider's: never listed, a 404 by AID
 
 
 # The schema the service publishes, fetched in-process (no database needed to build it).

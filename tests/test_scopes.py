@@ -7,10 +7,11 @@ import datetime as dt
 import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
 
-from cardap.models import CardAP, CardAPShare, Provider
+from cardap.models import CardAPShare, Provider
 from operators import selectors, services
 from operators.models import AuditEntry, Operation, OperatorScope, Terminal
-from operators.permissions import check_scope, has_scope
+from operators.policy import check_scope, has_scope
+from tests import factories
 
 pytestmark = pytest.mark.django_db
 
@@ -26,15 +27,9 @@ def kit(world):
     shop_t = Terminal.objects.create(
         provider=world.shop, name="S1", location="店", administrator=world.shop_admin
     )
-    ap1 = CardAP.objects.create(
-        provider=world.city, name="図書館", type="A", area="local", status="approved", aid="D392000001"
-    )
-    ap2 = CardAP.objects.create(
-        provider=world.city, name="健診", type="C", area="extended", status="approved", aid="D392000002"
-    )
-    shop_ap = CardAP.objects.create(
-        provider=world.shop, name="ポイント", type="C", area="extended", status="approved", aid="D392000003"
-    )
+    ap1 = factories.card_ap(world.city, "図書館", type="A", area="local")
+    ap2 = factories.card_ap(world.city, "健診", type="C", area="extended")
+    shop_ap = factories.card_ap(world.shop, "ポイント", type="C", area="extended")
     return t1, t2, shop_t, ap1, ap2, shop_ap
 
 
@@ -131,7 +126,7 @@ def test_inactive_operator_terminal_or_provider(world, kit):
 
 def test_unapproved_card_ap_is_refused(world, kit):
     grant(world.city_operator, Operation.LOAD, all_terminals=True, all_card_aps=True)
-    pending = CardAP.objects.create(provider=world.city, name="申請中AP", type="A", area="local")
+    pending = factories.card_ap(world.city, "申請中AP", type="A", area="local", status="requested")
     refused(world.city_operator, "扱えません", operation="load", card_ap=pending)
 
 
@@ -171,10 +166,12 @@ def test_set_scopes_by_other_provider_admin_is_refused_and_audited(world, kit):
 
 def test_selectors_are_scoped_to_the_callers_provider(world, kit):
     t1, t2, shop_t, *_ = kit
-    assert set(selectors.operators_for(world.city_admin)) == {world.city_admin, world.city_operator}
+    city_people = {world.city_admin, world.city_operator, world.city_terminal_admin, world.city_auditor}
+    assert set(selectors.operators_for(world.city_admin)) == city_people
     assert set(selectors.operators_for(world.shop_operator)) == {world.shop_admin, world.shop_operator}
-    assert selectors.operators_for(world.jlis).count() == 6
+    assert selectors.operators_for(world.jlis).count() == 8
     assert set(selectors.terminals_for(world.city_operator)) == {t1, t2}
     assert set(selectors.terminals_for(world.shop_admin)) == {shop_t}
     assert selectors.terminals_for(world.jlis).count() == 3
     assert selectors.terminals_for(world.auditor).count() == 3  # J-LIS-side auditor: every provider
+    assert set(selectors.terminals_for(world.city_auditor)) == {t1, t2}  # an auditor of one provider

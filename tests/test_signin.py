@@ -333,8 +333,9 @@ def test_admin_needs_jlis_staff_with_otp(world, login):
     # Staff flag without the J-LIS role is not enough.
     world.city_admin.is_staff = True
     world.city_admin.save()
-    assert login(world.city_admin).get("/admin/").status_code == 302
-    assert login(world.auditor).get("/admin/").status_code == 302
+    assert login(world.city_admin).get("/admin/").status_code == 403
+    assert login(world.auditor).get("/admin/").status_code == 403
+    assert actions()[-2:] == ["permission.denied", "permission.denied"]
 
 
 def test_sign_out_is_audited(world, login):

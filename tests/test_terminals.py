@@ -12,7 +12,7 @@ from rest_framework.test import APIRequestFactory
 from cardap.models import Provider
 from operators import services
 from operators.authentication import TerminalAuthentication
-from operators.models import AuditEntry, Operator, Terminal
+from operators.models import AuditEntry, Terminal
 
 pytestmark = pytest.mark.django_db
 
@@ -89,7 +89,7 @@ def test_terminal_administrator_must_be_an_admin_of_the_same_provider(world):
                 actor=world.city_admin, provider_id=world.city.pk, name="T", location="L", administrator=admin
             )
     assert not Terminal.objects.exists()
-    term_admin = Operator.objects.create_user("city_term", role="terminal_admin", provider=world.city)
+    term_admin = world.city_terminal_admin
     t = services.register_terminal(
         actor=world.city_admin, provider_id=world.city.pk, name="T", location="L", administrator=term_admin
     )

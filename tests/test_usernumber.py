@@ -78,14 +78,14 @@ def test_user_number_for_an_ap(world):
     from django.core.exceptions import ValidationError
 
     from cardap.services import user_number_for
-    from tests.registry_helpers import approved_ap
+    from tests import factories
 
-    generated = approved_ap(world.shop, "生成AP")
+    generated = factories.card_ap(world.shop, "生成AP")
     value = user_number_for(generated)
     assert len(value) == 16 and value.isdigit()
     with pytest.raises(ValidationError, match="システムが生成"):
         user_number_for(generated, "1234")
-    supplied = approved_ap(world.shop, "指定AP")
+    supplied = factories.card_ap(world.shop, "指定AP")
     supplied.user_number_source, supplied.user_number_length = "supplied", 12
     assert user_number_for(supplied, "000000000123") == "000000000123"
     with pytest.raises(UserNumberError) as exc:

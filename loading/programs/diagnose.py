@@ -26,9 +26,9 @@ def card_aps_on(provider_id: int) -> ApLookup:
 
     def lookup(cin: bytes) -> tuple[Sequence[AID], Sequence[AID]]:
         from cardap.models import CardAPInstallation
-        from operators.permissions import card_aps_of_provider
+        from operators.policy import card_aps_loadable_by
 
-        mine = card_aps_of_provider(provider_id).filter(aid__istartswith=INSTANCE_PREFIX.hex())
+        mine = card_aps_loadable_by(provider_id).filter(aid__istartswith=INSTANCE_PREFIX.hex())
         known = sorted(AID.from_hex(a) for a in mine.values_list("aid", flat=True) if a)
         installed = CardAPInstallation.objects.filter(
             card_id__in={cin.hex().upper(), cin.hex().lower()}, card_ap__in=mine

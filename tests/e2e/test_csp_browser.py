@@ -7,9 +7,9 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from cardap.models import CardAP
+from tests import factories
 from tests.conftest import PASSWORD
 from tests.otp_helpers import code_for, fresh_cache  # noqa: F401
-from tests.registry_helpers import approved_ap
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -44,7 +44,7 @@ def test_provider_admin_pages_under_the_policy(page: Page, live_server, world):
     problems = watch(page)
     visit(page, f"{live_server.url}/accounts/login/", problems)
     sign_in(page, live_server.url, world.city_admin)
-    ap = approved_ap(world.city, "市の広域AP")
+    ap = factories.card_ap(world.city, "市の広域AP")
     request = CardAP.objects.get(pk=ap.pk)
     for path in [
         "/",

@@ -7,10 +7,9 @@ import re
 import pytest
 from playwright.sync_api import Page, expect
 
-from cardap.models import CardAP
+from tests import factories
 from tests.conftest import PASSWORD
 from tests.otp_helpers import code_for, fresh_cache  # noqa: F401
-from tests.registry_helpers import approved_ap
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -29,9 +28,9 @@ def test_provider_admin_sees_english_home_and_request_list(page: Page, live_serv
     admin = world.city_admin
     admin.first_name, admin.last_name = "花子", "市役所"
     admin.save(update_fields=["first_name", "last_name"])
-    approved_ap(world.city, "テスト市 図書館カード")
-    CardAP.objects.create(
-        provider=world.city, name="テスト市 住民カード", type="A", area="local", purpose="住民サービス"
+    factories.card_ap(world.city, "テスト市 図書館カード")
+    factories.card_ap(
+        world.city, "テスト市 住民カード", type="A", area="local", purpose="住民サービス", status="requested"
     )
     proper_nouns = [
         world.city.name, "市役所 花子", "花子", "市役所", "テスト市 図書館カード", "テスト市 住民カード",

@@ -19,6 +19,7 @@ from loading import engine
 from loading.engine import Ended
 from loading.models import Diagnosis
 from operators.models import Operation, OperatorScope, Terminal
+from tests import factories
 from tests.pcsc import host
 from vcard import CardUnresponsive, VirtualCard
 from vcard.bureau import DEMO_MASTER_KEYS
@@ -52,14 +53,7 @@ def grant_diagnosis(operator: Any) -> None:
 
 def card_ap(world: Any, serial: int, *, area: str = "local", ap_type: str = "A") -> CardAP:
     aid = instance_aid(Area.LOCAL if area == "local" else Area.EXTENDED, serial).hex()
-    return CardAP.objects.create(
-        provider=world.city,
-        name=f"テストAP{serial}",
-        type=ap_type,
-        area=area,
-        status=CardAP.Status.APPROVED,
-        aid=aid,
-    )
+    return factories.card_ap(world.city, f"テストAP{serial}", type=ap_type, area=area, aid=aid, serial=serial)
 
 
 def install(card: VirtualCard, serial: int, *, personalise: bool = True, kind: str = "A") -> bytes:

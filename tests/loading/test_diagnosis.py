@@ -167,7 +167,7 @@ def test_keys_missing_from_the_key_store_are_keys_rejected(world, settings):
 def test_server_rules_refusing_an_operation_are_classified(setup, settings):
     world, terminal = setup
     # the operator has no load scope: the real check refuses
-    from operators.permissions import check_scope
+    from operators.policy import check_scope
 
     with pytest.raises(PermissionDenied) as refused:
         check_scope(world.city_operator, operation="load", terminal=terminal)

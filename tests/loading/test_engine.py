@@ -67,12 +67,8 @@ def test_a_repeated_post_gets_the_same_answer_and_records_nothing_twice(terminal
     conv = engine.start_conversation(terminal_id=terminal.pk, program_name="identify", params={})
     step = engine.next_script(str(conv.id))
     body = _run(step, card)
-    first = engine.submit_responses(
-        conversation_id=str(conv.id), terminal_id=terminal.pk, seq=0, body=body
-    )
-    again = engine.submit_responses(
-        conversation_id=str(conv.id), terminal_id=terminal.pk, seq=0, body=body
-    )
+    first = engine.submit_responses(conversation_id=str(conv.id), terminal_id=terminal.pk, seq=0, body=body)
+    again = engine.submit_responses(conversation_id=str(conv.id), terminal_id=terminal.pk, seq=0, body=body)
     assert first == again
     conv.refresh_from_db()
     assert conv.round_trips == 1
@@ -94,9 +90,7 @@ def test_bad_agent_input_is_refused_and_changes_nothing(terminal, seq, body, cod
     conv = engine.start_conversation(terminal_id=terminal.pk, program_name="identify", params={})
     engine.next_script(str(conv.id))
     with pytest.raises(ConversationRefused) as refused:
-        engine.submit_responses(
-            conversation_id=str(conv.id), terminal_id=terminal.pk, seq=seq, body=body
-        )
+        engine.submit_responses(conversation_id=str(conv.id), terminal_id=terminal.pk, seq=seq, body=body)
     assert refused.value.code == code and refused.value.status >= 400
     conv.refresh_from_db()
     assert conv.round_trips == 0 and conv.state == "running"

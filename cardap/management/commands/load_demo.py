@@ -14,7 +14,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from cardap.models import Provider
 from operators.models import Operation, Operator, OperatorScope, Terminal
-from operators.services import _digest
+from operators.tokens import digest as _digest
 
 DEMO_PASSWORD = "demo-password-2026"
 
@@ -128,9 +128,27 @@ class Command(BaseCommand):
                 OperatorScope.objects.get_or_create(
                     operator=user, operation=operation, defaults={"all_terminals": True, "all_card_aps": True}
                 )
+        store_demo_master_keys()
         self.stdout.write(f"Demo terminal credential ({first.provider} {first.name}): {DEMO_TERMINAL_TOKEN}")
         self.stdout.write("One-time codes: .venv/bin/python manage.py demo_otp USERNAME")
         load_registry_demo(providers, Operator.objects.get(username="jlis"), self.stdout.write)
+
+
+# The public demo region master keys of docs/card-protocol.md ("Demo keys"): the virtual card's
+# bureau diversifies its keys from the same values, so the demo server opens SCP03 with it.
+DEMO_MASTER_KEYS = {
+    "A000000151000000": "00112233445566778899AABBCCDDEEFF",
+    "D392100031000201": "10112233445566778899AABBCCDDEE01",
+    "D392100031000202": "20112233445566778899AABBCCDDEE02",
+}
+
+
+def store_demo_master_keys() -> None:
+    from cardap.keystore import get_keystore
+
+    store = get_keystore()
+    for sd, key in DEMO_MASTER_KEYS.items():
+        store.put_master_key(sd, 0x30, bytes.fromhex(key))
 
 
 # --- the card AP registry: legal bases, approved card APs of every type, a preset, maintenance ---

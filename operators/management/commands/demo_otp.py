@@ -1,12 +1,10 @@
 """Print the current one-time code of a demo user's authenticator (demo mode only)."""
 from __future__ import annotations
 
-import time
-
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
-from django_otp.oath import totp
-from django_otp.plugins.otp_totp.models import TOTPDevice
+
+from operators.demo import current_code
 
 
 class Command(BaseCommand):
@@ -18,9 +16,7 @@ class Command(BaseCommand):
     def handle(self, *args: object, **options: object) -> None:
         if not settings.DEMO:
             raise CommandError("demo_otp is available only in demo mode (CARDAP_DEMO=1)")
-        device = TOTPDevice.objects.filter(user__username=options["username"], confirmed=True).first()
-        if device is None:
+        demo = current_code(str(options["username"]))
+        if demo is None:
             raise CommandError(f"no confirmed authenticator for {options['username']!r}")
-        code = totp(device.bin_key, step=device.step, t0=device.t0, digits=device.digits, drift=device.drift)
-        remaining = device.step - int(time.time() - device.t0) % device.step
-        self.stdout.write(f"{code:0{device.digits}d}  (valid for {remaining} s)")
+        self.stdout.write(f"{demo.code}  (valid for {demo.seconds_left} s)")

@@ -1,0 +1,293 @@
+"""The previous revocation code paths, kept callable so the benchmarks compare before and after
+in the same run on the same machine (ratios, not absolute times across days). Not used by the
+service; each function is a copy of the version it replaced, with only its imports adjusted.
+
+- ``stage_and_apply``: the ingest before orjson/chunked validation and the single streamed COPY
+  (stdlib ``json`` per line, a datetime round trip per time, one COPY per 50,000 lines).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import io
+import json
+from collections.abc import Iterator
+from typing import BinaryIO
+
+from revocation import feedfile
+from revocation.feedfile import CARD_ID_RE, CHANGE_KEYS, MAX_LINE_BYTES, REASONS, STATUSES, FeedError
+
+_BATCH = 50_000
+
+# The previous statements, as they were.
+_REDUCE = """
+CREATE TEMP TABLE rev_cand AS
+SELECT card, status, reason, at FROM (
+  SELECT card, status, reason, at, ROW_NUMBER() OVER (
+    PARTITION BY card
+    ORDER BY CASE WHEN status = 'revoked' THEN 0 ELSE 1 END,
+             CASE WHEN status = 'revoked' THEN at END ASC,
+             at DESC, line DESC) AS rn
+  FROM rev_stage) ranked
+WHERE rn = 1
+"""
+# Merge with the current status: a revoked card never changes; otherwise a revocation, or an
+# event later than the current one, wins; an older event (out of order) is ignored.
+_CHANGED = """
+CREATE TEMP TABLE rev_changed AS
+SELECT c.card, c.status, c.reason, c.at FROM rev_cand c
+LEFT JOIN revocation_cardstatus s ON s.card_id = c.card
+WHERE s.id IS NULL OR (s.status <> 'revoked' AND (c.status = 'revoked' OR c.at > s.effective_at))
+"""
+_UPSERT = """
+INSERT INTO revocation_cardstatus (card_id, status, reason, effective_at, feed_id)
+SELECT card, status, reason, at, %s FROM rev_changed WHERE 1 = 1
+ON CONFLICT (card_id) DO UPDATE SET status = excluded.status, reason = excluded.reason,
+  effective_at = excluded.effective_at, feed_id = excluded.feed_id
+"""
+# Each changed card's live card APs become one entry per (card AP, user number); insertion order
+# gives the sequence numbers.
+_ENTRIES = """
+INSERT INTO revocation_revocationentry (card_ap_id, user_number, status, reason, effective_at, feed_id)
+SELECT i.card_ap_id, i.user_number, c.status, c.reason, c.at, %s
+FROM rev_changed c JOIN cardap_cardapinstallation i ON UPPER(i.card_id) = c.card
+WHERE i.state <> 'deleted'
+ORDER BY i.card_ap_id, i.id
+"""
+
+
+def _parse_time(value: object, what: str, line: int) -> dt.datetime:
+    if not isinstance(value, str):
+        raise FeedError("malformed", f"{what} must be a string with a UTC offset", line)
+    try:
+        at = dt.datetime.fromisoformat(value)
+    except ValueError:
+        raise FeedError("malformed", f"{what} {value[:40]!r} is not an ISO 8601 time", line) from None
+    if at.tzinfo is None:
+        raise FeedError("malformed", f"{what} {value[:40]!r} has no UTC offset", line)
+    return at
+
+
+def _json_object(raw: bytes, line: int) -> dict:
+    try:
+        obj = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise FeedError("malformed", "not a JSON object", line) from None
+    if not isinstance(obj, dict):
+        raise FeedError("malformed", "not a JSON object", line)
+    return obj
+
+
+def iter_changes(stream: BinaryIO, header: feedfile.Header, *, max_changes: int) -> Iterator[feedfile.Change]:
+    digest = hashlib.sha256()
+    line = 1
+    count = 0
+    while True:
+        raw = stream.readline(MAX_LINE_BYTES + 1)
+        if not raw:
+            break
+        line += 1
+        if len(raw) > MAX_LINE_BYTES:
+            raise FeedError("oversized", f"line longer than {MAX_LINE_BYTES} bytes", line)
+        if not raw.endswith(b"\n"):
+            raise FeedError("malformed", "last line is not terminated by a newline", line)
+        digest.update(raw)
+        count += 1
+        if count > max_changes:
+            raise FeedError("oversized", f"more than {max_changes} changes", line)
+        obj = _json_object(raw, line)
+        if set(obj) != CHANGE_KEYS:
+            raise FeedError("malformed", f"fields must be exactly {sorted(CHANGE_KEYS)}", line)
+        card, status, reason = obj["card"], obj["status"], obj["reason"]
+        if not isinstance(card, str) or not CARD_ID_RE.match(card):
+            raise FeedError("malformed", "card must be 2 to 40 uppercase hex digits", line)
+        if status not in STATUSES:
+            raise FeedError(
+                "malformed", f"status {str(status)[:20]!r} is not one of {', '.join(STATUSES)}", line
+            )
+        if reason not in REASONS:
+            raise FeedError(
+                "malformed", f"reason {str(reason)[:20]!r} is not one of {', '.join(REASONS)}", line
+            )
+        yield feedfile.Change(line, card, status, reason, _parse_time(obj["at"], "at", line))
+    if count != header.count:
+        raise FeedError("wrong_count", f"header says {header.count} changes, the file has {count}", line)
+    if digest.hexdigest() != header.sha256:
+        raise FeedError("wrong_digest", "SHA-256 of the body does not match the header", line)
+
+
+def _batches(changes: Iterator[feedfile.Change]) -> Iterator[list[feedfile.Change]]:
+    batch: list[feedfile.Change] = []
+    for change in changes:
+        batch.append(change)
+        if len(batch) >= _BATCH:
+            yield batch
+            batch = []
+    yield batch
+
+
+def _db_time(at: dt.datetime) -> str:
+    return at.astimezone(dt.UTC).isoformat()
+
+
+def stage_and_apply(stream: BinaryIO, header: feedfile.Header, feed, timings=None):  # noqa: ANN001, ANN201
+    """The previous services._stage_and_apply (PostgreSQL branch), same SQL statements."""
+    from django.conf import settings
+    from django.db import connection
+
+    from revocation import services
+
+    changes = iter_changes(stream, header, max_changes=settings.REVOCATION_FEED_MAX_CHANGES)
+    with connection.cursor() as cursor:
+        cursor.execute("DROP TABLE IF EXISTS rev_stage")
+        cursor.execute(
+            "CREATE TEMP TABLE rev_stage (line bigint, card varchar(40), status varchar(10), "
+            "reason varchar(10), at timestamptz)"
+        )
+        raw = cursor.cursor
+        for batch in _batches(changes):
+            buf = io.StringIO(
+                "".join(f"{c.line}\t{c.card}\t{c.status}\t{c.reason}\t{_db_time(c.at)}\n" for c in batch)
+            )
+            raw.copy_expert("COPY rev_stage (line, card, status, reason, at) FROM STDIN", buf)
+        cursor.execute("ANALYZE rev_stage")
+        cursor.execute("DROP TABLE IF EXISTS rev_cand")
+        cursor.execute("DROP TABLE IF EXISTS rev_changed")
+        cursor.execute(_REDUCE)
+        cursor.execute(_CHANGED)
+        cursor.execute("SELECT COUNT(*) FROM rev_changed")
+        cards_changed = cursor.fetchone()[0]
+        cursor.execute(_UPSERT, [feed.pk])
+        cursor.execute(_ENTRIES, [feed.pk])
+        entries_created = cursor.rowcount
+        for table in ("rev_changed", "rev_cand", "rev_stage"):
+            cursor.execute(f"DROP TABLE {table}")
+    return services._Counts(cards_changed=cards_changed, entries_created=entries_created)
+
+
+# --- The previous provider delta view (ORM rows, a dict per entry, DRF's JSON renderer) -------
+
+
+def _entry_filter(scope):  # noqa: ANN001, ANN202
+    from django.db.models import Q
+
+    q = Q(card_ap_id__in=scope.owned) if scope.owned else Q(pk__in=[])
+    for ap_id, start in scope.shared:
+        q |= Q(card_ap_id=ap_id, effective_at__gte=start)
+    return q
+
+
+def _entry_json(row, tz):  # noqa: ANN001, ANN202
+    return {
+        "seq": row["id"],
+        "aid": row["card_ap__aid"],
+        "user_number": row["user_number"],
+        "status": row["status"],
+        "reason": row["reason"],
+        "effective_at": row["effective_at"].astimezone(tz).isoformat(),
+    }
+
+
+def entries_after(*, scope, after, limit):  # noqa: ANN001, ANN202
+    from django.utils import timezone
+
+    from revocation.models import RevocationEntry
+
+    if scope.empty:
+        return [], False
+    rows = list(
+        RevocationEntry.objects.filter(_entry_filter(scope), id__gt=after)
+        .order_by("id")
+        .values("id", "card_ap__aid", "user_number", "status", "reason", "effective_at")[: limit + 1]
+    )
+    tz = timezone.get_current_timezone()
+    return [_entry_json(r, tz) for r in rows[:limit]], len(rows) > limit
+
+
+def legacy_delta_view():  # noqa: ANN201
+    """The previous DeltaView.get on the current authentication, throttle and ETag."""
+    from rest_framework.response import Response
+
+    from revocation import api, selectors, services
+
+    class LegacyDeltaView(api._ProviderAPIView):
+        def get(self, request):  # noqa: ANN001, ANN202
+            query = api.DeltaQuerySerializer(data=request.query_params)
+            query.is_valid(raise_exception=True)
+            after, limit = query.validated_data["after"], query.validated_data["limit"]
+            client = request.user
+            scope = selectors.scope_for(client.provider)
+            etag = selectors.delta_etag(provider=client.provider, scope=scope, after=after, limit=limit)
+            if api._not_modified(request, etag):
+                services.record_pull(provider=client.provider, key=client.key, kind="delta", last_seq=after)
+                return api._cache_headers(api.HttpResponse(status=304), etag)
+            entries, has_more = entries_after(scope=scope, after=after, limit=limit)
+            cursor = entries[-1]["seq"] if entries else after
+            feed = selectors.last_applied_feed()
+            services.record_pull(provider=client.provider, key=client.key, kind="delta", last_seq=cursor)
+            body = {
+                "entries": entries,
+                "cursor": cursor,
+                "next": cursor if has_more else None,
+                "has_more": has_more,
+                "feed": feed.number if feed else None,
+            }
+            return api._cache_headers(Response(body), etag)
+
+    return LegacyDeltaView.as_view()
+
+
+# --- The previous snapshot (whole list in memory, serialised at once, signed in one piece) -----
+
+
+def snapshot_body(provider):  # noqa: ANN001, ANN201
+    """The previous SnapshotView's body: every entry as a dict, json.dumps of the whole payload."""
+    import json
+
+    from django.db import connection
+    from django.utils import timezone
+
+    from revocation import keys, selectors
+
+    scope = selectors.scope_for(provider)
+    feed = selectors.last_applied_feed()
+    conditions, params = [], []
+    if scope.owned:
+        conditions.append(f"i.card_ap_id IN ({', '.join(['%s'] * len(scope.owned))})")
+        params.extend(scope.owned)
+    for ap_id, start in scope.shared:
+        conditions.append("(i.card_ap_id = %s AND s.effective_at >= %s)")
+        params.extend([ap_id, start])
+    sql = (
+        "SELECT a.aid, i.user_number, s.status, s.reason, s.effective_at "
+        "FROM cardap_cardapinstallation i "
+        "JOIN revocation_cardstatus s ON s.card_id = UPPER(i.card_id) "
+        "JOIN cardap_cardap a ON a.id = i.card_ap_id "
+        "WHERE i.state <> 'deleted' AND s.status IN ('suspended', 'revoked') "
+        f"AND ({' OR '.join(conditions)}) "
+        "ORDER BY a.aid, i.user_number"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    entries = [
+        {
+            "aid": aid,
+            "user_number": user_number,
+            "status": status,
+            "reason": reason,
+            "effective_at": timezone.localtime(at).isoformat(),
+        }
+        for aid, user_number, status, reason, at in rows
+    ]
+    payload = {
+        "provider": provider.name,
+        "feed": feed.number if feed else None,
+        "as_of_seq": selectors.last_visible_seq(scope),
+        "count": len(entries),
+        "entries": entries,
+    }
+    payload["generated_at"] = timezone.localtime().isoformat()
+    body = json.dumps(payload, ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode()
+    return body, keys.sign(body)
