@@ -20,9 +20,9 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from django.db import IntegrityError, transaction
 from django.db.models import Max
 
-from config.keys import DEMO_KEYSTORE_KEY, decode_store_key, store_key  # noqa: F401 (re-exported)
 from gpcard.aid import AID
 from gpcard.keystore import KeyNotFoundError, KeyStore, KeyStoreError, WrongStoreKeyError
+from operators.keys import DEMO_KEYSTORE_KEY, decode_store_key, store_key  # noqa: F401 (re-exported)
 
 _HKDF_INFO = b"cardap database key store v1"
 

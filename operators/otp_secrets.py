@@ -1,6 +1,6 @@
 """Authenticator secrets at rest. django-otp stores TOTP keys and backup codes as typed; here:
 
-- a TOTP key is sealed with AES-256-GCM under a key derived from KEYSTORE_KEY (config.keys), the
+- a TOTP key is sealed with AES-256-GCM under a key derived from KEYSTORE_KEY (operators.keys), the
   owner's id as associated data, so a sealed key copied to another operator's row does not open.
   Signals seal it on every save and open it when a row is loaded, so django-otp works unchanged
   on the plain key in memory; the database never holds it in clear.
@@ -21,7 +21,7 @@ from typing import Any
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from config.keys import derived_key
+from operators.keys import derived_key
 
 SEALED = "s1:"  # prefix of a sealed TOTP key (a plain one is hex)
 _TOTP_INFO = b"cardap operator TOTP keys v1"

@@ -164,7 +164,7 @@ def test_production_refuses_a_short_secret_key(tmp_path):
 
 
 def test_production_refuses_the_published_demo_keystore_key(tmp_path):
-    from config.keys import DEMO_KEYSTORE_KEY
+    from operators.keys import DEMO_KEYSTORE_KEY
 
     env = {
         **os.environ,

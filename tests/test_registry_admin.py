@@ -225,7 +225,7 @@ def test_jlis_registers_a_request_for_a_provider_in_the_admin(world, login):
 def test_approval_without_a_dap_key_says_so_and_changes_nothing(world, login, settings):
     settings.DEMO = settings.DEBUG = False
     settings.DAP_KEY_PATH = ""
-    from config.keys import DEMO_KEYSTORE_KEY
+    from operators.keys import DEMO_KEYSTORE_KEY
 
     settings.KEYSTORE_KEY = DEMO_KEYSTORE_KEY.decode()  # the key that sealed the world's authenticators
     template = (Path(__file__).resolve().parent.parent / "cardap/custom_ap/template.yaml").read_text()
@@ -250,5 +250,5 @@ def test_card_ap_list_shows_status_as_coloured_badge(world, login):
 
     factories.card_ap(world.city, "図書館カード", status="requested")
     body = login(world.jlis).get("/admin/cardap/cardap/").content.decode()
-    assert 'class="status-badge" style="background:#b36b00' in body  # requested: amber
+    assert 'class="status-badge status-requested"' in body  # amber (static/css/admin.css)
     assert "登録依頼中</span>" in body
