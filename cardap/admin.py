@@ -164,17 +164,10 @@ class KeyInline(admin.TabularInline):
         return False
 
 
-# The admin does not load the site stylesheet, so status colours are inline (green, amber, red, grey).
-_STATUS_COLOURS = {"approved": "#1e7b34", "requested": "#b36b00", "rejected": "#b3261e"}
-
-
 def status_badge_html(ap: CardAP) -> str:
-    colour = _STATUS_COLOURS.get(ap.status, "#5b6675")
+    # Colours in static/css/admin.css (green, amber, red, grey): no inline style under the CSP.
     return format_html(
-        '<span class="status-badge" style="background:{};color:#fff;border-radius:1em;'
-        'padding:.1em .6em;white-space:nowrap">{}</span>',
-        colour,
-        ap.get_status_display(),
+        '<span class="status-badge status-{}">{}</span>', ap.status, ap.get_status_display()
     )
 
 

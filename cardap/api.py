@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from django.db.models import QuerySet
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
-from drf_spectacular.utils import extend_schema, extend_schema_view
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import generics, serializers
 
 from cardap import selectors
@@ -86,8 +86,23 @@ class _Scoped(generics.GenericAPIView):
         )
 
 
+class ErrorSerializer(serializers.Serializer):
+    detail = serializers.CharField(help_text="why the request was refused (Japanese or English)")
+
+
+_REFUSALS = {
+    401: OpenApiResponse(ErrorSerializer, description="no API key, or a wrong, revoked or unusable one"),
+    403: OpenApiResponse(ErrorSerializer, description="the key may not be used from this address"),
+}
+
+
 @extend_schema_view(
     get=extend_schema(
+        responses={
+            200: CardAPSerializer(many=True),
+            400: OpenApiResponse(description="limit or offset out of range (field: message list)"),
+            **_REFUSALS,
+        },
         summary="List your card APs",
         description="Approved (and retired) card APs of the calling provider, and those it shares or uses "
         "as an affiliate, with their AIDs.",
@@ -98,6 +113,16 @@ class CardAPList(_Scoped, generics.ListAPIView):
     pass
 
 
-@extend_schema_view(get=extend_schema(summary="One of your card APs, by AID", tags=["card APs"]))
+@extend_schema_view(
+    get=extend_schema(
+        responses={
+            200: CardAPSerializer,
+            404: OpenApiResponse(ErrorSerializer, description="no card AP of yours has this AID"),
+            **_REFUSALS,
+        },
+        summary="One of your card APs, by AID",
+        tags=["card APs"],
+    )
+)
 class CardAPDetail(_Scoped, generics.RetrieveAPIView):
     pass

@@ -19,7 +19,7 @@ from rest_framework.request import Request
 
 from cardap.models import Provider, ProviderAPIKey
 from operators import tokens
-from operators.audit import record
+from operators.audit import client_ip, record
 
 KEY_PREFIX = "cak_"
 
@@ -142,7 +142,8 @@ class ProviderAPIKeyAuthentication(authentication.BaseAuthentication):
             raise exceptions.AuthenticationFailed(_("このAPIキーは失効しています。"))
         if key.provider.status not in (Provider.Status.LIVE, Provider.Status.CONTRACTED):
             raise exceptions.AuthenticationFailed(_("サービス提供者が利用可能な状態ではありません。"))
-        if not address_allowed(key, request.META.get("REMOTE_ADDR")):
+        # The client's address, also behind the documented reverse proxy (TRUSTED_PROXY_COUNT).
+        if not address_allowed(key, client_ip(request)):
             raise exceptions.PermissionDenied(_("この接続元からのAPIキー利用は許可されていません。"))
         now = timezone.now()
         if key.last_used_at is None or (now - key.last_used_at).total_seconds() > 60:

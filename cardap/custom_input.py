@@ -207,15 +207,20 @@ def _show(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, default=str)
 
 
+# Parsers recurse once per nesting level: a file of thousands of brackets exhausts the stack
+# (RecursionError), which is reported like any other mistake in the file.
 def parse(text: str, *, fmt: str) -> CustomAPSpec:
     """Parse and validate an input file; raise InputFileError listing every problem."""
     if fmt not in ("yaml", "json"):
         raise ValueError(f"unknown format {fmt!r}")
     if len(text.encode()) > MAX_INPUT_BYTES:
         raise InputFileError([Issue(None, "", _("入力ファイルが大きすぎます（上限 64KiB）。"))])
+    too_deep = InputFileError([Issue(None, "", _("入れ子が深すぎます。"))])
     if fmt == "json":
         try:
             json.loads(text)
+        except RecursionError:
+            raise too_deep from None
         except json.JSONDecodeError as exc:
             raise InputFileError(
                 [
@@ -228,6 +233,8 @@ def parse(text: str, *, fmt: str) -> CustomAPSpec:
             ) from None
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except RecursionError:
+        raise too_deep from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         line = mark.line + 1 if mark is not None else None

@@ -11,26 +11,20 @@ the audit detail. An HSM-backed store can replace this one behind the same inter
 from __future__ import annotations
 
 import base64
-import binascii
 import functools
-import hashlib
 import secrets
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-from django.conf import settings
-from django.core.exceptions import ImproperlyConfigured
 from django.db import IntegrityError, transaction
 from django.db.models import Max
 
 from gpcard.aid import AID
 from gpcard.keystore import KeyNotFoundError, KeyStore, KeyStoreError, WrongStoreKeyError
+from operators.keys import DEMO_KEYSTORE_KEY, decode_store_key, store_key  # noqa: F401 (re-exported)
 
-# Demo mode only: a fixed, public store key so the demo works without configuration. Never used
-# when CARDAP_DEMO/DEBUG are off (settings refuse to start without KEYSTORE_KEY there).
-DEMO_KEYSTORE_KEY = base64.urlsafe_b64encode(hashlib.sha256(b"cardap demo keystore - NOT SECRET").digest())
 _HKDF_INFO = b"cardap database key store v1"
 
 
@@ -42,18 +36,6 @@ def _check(key: bytes) -> bytes:
     if len(key) not in (16, 24, 32):
         raise KeyStoreError(f"keys are AES keys of 16, 24 or 32 bytes, not {len(key)}")
     return bytes(key)
-
-
-def decode_store_key(raw: str | bytes) -> bytes:
-    """KEYSTORE_KEY as configured: 32 bytes in (url-safe) base64, e.g. a Fernet key."""
-    text = raw.decode() if isinstance(raw, bytes) else raw
-    try:
-        key = base64.urlsafe_b64decode(text.strip().replace("+", "-").replace("/", "_"))
-    except (binascii.Error, ValueError):
-        raise ImproperlyConfigured("KEYSTORE_KEY must be 32 bytes in base64") from None
-    if len(key) != 32:
-        raise ImproperlyConfigured(f"KEYSTORE_KEY must be 32 bytes in base64, not {len(key)} bytes")
-    return key
 
 
 class DatabaseKeyStore(KeyStore):
@@ -149,14 +131,11 @@ class DatabaseKeyStore(KeyStore):
 
 
 def get_keystore() -> DatabaseKeyStore:
-    raw = settings.KEYSTORE_KEY or (DEMO_KEYSTORE_KEY.decode() if settings.DEMO or settings.DEBUG else "")
-    if not raw:
-        raise ImproperlyConfigured("KEYSTORE_KEY is not set")
-    return _keystore_for(raw)
+    return _keystore_for(store_key())
 
 
 @functools.lru_cache(maxsize=4)
-def _keystore_for(raw: str) -> DatabaseKeyStore:
+def _keystore_for(key: bytes) -> DatabaseKeyStore:
     """One store object per configured store key: it holds only the derived sealing key (which
     every call needs anyway), never an opened key, so keeping it saves an HKDF per use."""
-    return DatabaseKeyStore(decode_store_key(raw))
+    return DatabaseKeyStore(key)

@@ -15,12 +15,13 @@ from dataclasses import dataclass
 import holidays
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured, ValidationError
-from django.core.mail import EmailMessage
+from django.core.mail import EmailMessage, get_connection
 from django.db import transaction
-from django.db.models import QuerySet
+from django.db.models import F, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from cardap import tasks
 from cardap.models import FailureIncident, MaintenanceWindow, Provider
 from operators.audit import record
 
@@ -234,7 +235,8 @@ def register_window(
     window.save()
     _audit_window("maintenance.scheduled", window, actor, request)
     pk = window.pk
-    transaction.on_commit(lambda: send_maintenance_notice(pk))
+    # Mail is a worker's job, never the admin request's: one task per notice, after commit.
+    transaction.on_commit(lambda: tasks.send_maintenance_notice.delay(pk))
     return window
 
 
@@ -280,8 +282,11 @@ def cancel_maintenance(*, window: MaintenanceWindow, actor: object = None, reque
 
 
 def send_maintenance_notice(window_id: int) -> int:
-    """Mail the window to every current provider's maintenance address; returns how many sent."""
+    """Mail the window to every current provider's maintenance address over one connection;
+    returns how many sent. A notice already sent (a redelivered task) is not sent again."""
     window = MaintenanceWindow.objects.get(pk=window_id)
+    if window.notified_at is not None:
+        return 0
     providers = Provider.objects.exclude(status=Provider.Status.ENDED).exclude(maintenance_email="")
     subject = _("【カードAP搭載システム】計画保守のお知らせ: %(title)s") % {"title": window.title}
     body = _(
@@ -295,9 +300,12 @@ def send_maintenance_notice(window_id: int) -> int:
         "urgent": _("※緊急の保守です。") if window.urgent else "",
         "description": window.description,
     }
-    sent = 0
-    for provider in providers:
-        sent += EmailMessage(subject, body, to=[provider.maintenance_email]).send()
+    connection = get_connection()
+    notices = [
+        EmailMessage(subject, body, to=[p.maintenance_email], connection=connection)
+        for p in providers
+    ]
+    sent = connection.send_messages(notices) or 0
     MaintenanceWindow.objects.filter(pk=window.pk).update(notified_at=timezone.now())
     return sent
 
@@ -324,7 +332,8 @@ def notify_failure(provider: Provider, incident_key: str, summary: str, detail: 
             defaults={"summary": summary[:200], "detail": detail},
         )
         if not created:
-            FailureIncident.objects.filter(pk=incident.pk).update(occurrences=incident.occurrences + 1)
+            # In the database, not from the row read above: concurrent reports all count.
+            FailureIncident.objects.filter(pk=incident.pk).update(occurrences=F("occurrences") + 1)
             return False
         record(
             action="failure.detected",

@@ -14,6 +14,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
 
 from config.env import env_bool, env_int, env_list, env_str
+from operators.keys import is_demo_key
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("CARDAP_VAR_DIR", str(BASE_DIR / "var")))
@@ -47,9 +48,11 @@ INSTALLED_APPS = [
     "django.contrib.humanize",
     "rest_framework",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # the API docs page's script, served here rather than from a CDN
+    "csp",
     "django_otp",
-    "django_otp.plugins.otp_totp",
-    "django_otp.plugins.otp_static",
+    "operators.otp_apps.OTPTOTPConfig",  # django-otp's plugins, their admin sections in Japanese
+    "operators.otp_apps.OTPStaticConfig",
     "cardap",
     "operators",
     "loading",
@@ -58,6 +61,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",  # outermost but one: error pages get the policy too
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
@@ -166,6 +170,7 @@ LOGIN_EXEMPT_PREFIXES = [
     "/api/",
     "/agent/",
     "/relay/",
+    "/favicon.ico",
 ]
 
 # --- Internationalisation: Japanese first, English available; Japan time ------------------------
@@ -214,7 +219,7 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_AUTHENTICATION_CLASSES": [],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    "DEFAULT_PAGINATION_CLASS": "config.pagination.LimitOffsetPagination",  # at most 1000 a page
     "PAGE_SIZE": 100,
 }
 SPECTACULAR_SETTINGS = {
@@ -222,6 +227,7 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Provider-facing REST API of the My Number Card application loading service.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    "REDOC_DIST": "SIDECAR",
 }
 
 # --- Revocation feed (R6): daily sync from the card call centre, provider pulls ----------------
@@ -278,11 +284,30 @@ if not (DEBUG or DEMO):
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
 SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+# Content-Security-Policy on every response (django-csp): scripts, styles, images and forms from
+# this origin only; no inline script or style (page behaviour lives in static/js).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "object-src": ["'none'"],
+        "base-uri": ["'none'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+}
 
 # Card key store: region master keys encrypted at rest under this key (see gpcard.keystore).
+# Also the root of the operators' authenticator secrets at rest (operators.otp_secrets).
 KEYSTORE_KEY = env_str("KEYSTORE_KEY")
 if not KEYSTORE_KEY and not (DEBUG or DEMO):
     raise ImproperlyConfigured("KEYSTORE_KEY is required in production (32 bytes in base64; see README)")
+if is_demo_key(KEYSTORE_KEY) and not (DEBUG or DEMO):
+    raise ImproperlyConfigured(
+        "KEYSTORE_KEY is the published demo key: generate a key of your own (see README)"
+    )
 
 # J-LIS DAP key (ECDSA P-256 PEM) signing custom card AP load files; a public demo key in demo mode.
 DAP_KEY_PATH = env_str("DAP_KEY_PATH")

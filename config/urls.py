@@ -1,3 +1,4 @@
+from csp.decorators import csp_update
 from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView
@@ -8,6 +9,7 @@ from loading.api import InstallationsView
 urlpatterns = [
     path("", views.home, name="home"),
     path("healthz", views.healthz, name="healthz"),
+    path("favicon.ico", views.favicon),
     path("i18n/", include("django.conf.urls.i18n")),
     path("accounts/", include("operators.urls")),
     path("admin/", admin.site.urls),
@@ -20,5 +22,13 @@ urlpatterns = [
     path("api/v1/card-aps/", include("cardap.api_urls")),
     path("api/v1/installations/", InstallationsView.as_view(), name="api-installations"),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
-    path("api/docs/", SpectacularRedocView.as_view(url_name="api-schema"), name="api-docs"),
+    # Redoc (self-hosted) styles its page at run time and searches in a worker: only this page
+    # allows inline styles and blob: workers; scripts stay this origin's own.
+    path(
+        "api/docs/",
+        csp_update({"style-src": ["'unsafe-inline'"], "worker-src": ["blob:"]})(
+            SpectacularRedocView.as_view(url_name="api-schema")
+        ),
+        name="api-docs",
+    ),
 ]

@@ -1,8 +1,9 @@
 from __future__ import annotations
 
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse, HttpResponsePermanentRedirect, JsonResponse
 from django.shortcuts import render
+from django.templatetags.static import static
 from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
@@ -22,6 +23,13 @@ def healthz(request: HttpRequest) -> JsonResponse:
         "broker": {"ok": broker_ok, "detail": broker_detail},
     }
     return JsonResponse(body, status=200 if ok else 503)
+
+
+@require_GET
+def favicon(request: HttpRequest) -> HttpResponsePermanentRedirect:
+    """Browsers ask every page's origin for /favicon.ico (the admin and API docs pages too). The
+    static URL is resolved per request: the production manifest exists only after collectstatic."""
+    return HttpResponsePermanentRedirect(static("favicon.svg"))
 
 
 @login_required

@@ -9,7 +9,7 @@ from typing import Any
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -306,7 +306,7 @@ def job_list(request: HttpRequest) -> HttpResponse:
 
 
 @require_GET
-def job_csv(request: HttpRequest) -> HttpResponse:
+def job_csv(request: HttpRequest) -> StreamingHttpResponse:
     _form, qs = _history(request)
     rows = [[_("開始日時"), _("端末"), _("操作者"), _("種別"), _("状態"), _("カードAP"), _("エラー")]]
     for job in qs[:5000]:

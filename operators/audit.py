@@ -33,6 +33,18 @@ def client_ip(request: HttpRequest | None) -> str | None:
     return request.META.get("REMOTE_ADDR") or None
 
 
+def _clean(value: Any) -> Any:
+    """PostgreSQL refuses NUL in text and in jsonb; whatever a caller sends (a path, a query
+    value, a user name) is kept readable with the NUL shown as \\x00, so the entry is written."""
+    if isinstance(value, str):
+        return value.replace("\x00", "\\x00")
+    if isinstance(value, dict):
+        return {_clean(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_clean(v) for v in value]
+    return value
+
+
 def record(
     *,
     action: str,
@@ -57,12 +69,12 @@ def record(
         last = AuditEntry.objects.order_by("-id").values_list("hash", flat=True).first()
         entry = AuditEntry(
             at=dt.datetime.now(dt.UTC),
-            actor=actor_name,
+            actor=_clean(actor_name)[:150],
             provider_id_snapshot=provider_id,
             action=action,
             ip=ip or client_ip(request),
-            target=target[:200],
-            detail=detail or {},
+            target=_clean(target)[:200],
+            detail=_clean(detail or {}),
             prev_hash=last or GENESIS,
         )
         entry.hash = entry.compute_hash()

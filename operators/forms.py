@@ -1,9 +1,11 @@
 from __future__ import annotations
 
+import datetime as dt
 import re
 from typing import Any
 
 from django import forms
+from django.contrib.auth import forms as auth_forms
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
@@ -24,6 +26,18 @@ class PasswordForm(forms.Form):
         strip=False,
         widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}),
     )
+
+
+class PasswordChangeForm(auth_forms.PasswordChangeForm):
+    """Django's form, and the new password must differ from the current one (the initial
+    password, handed over by an administrator, must really be replaced)."""
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        old, new = data.get("old_password"), data.get("new_password1")
+        if old and new and old == new:
+            self.add_error("new_password1", _("現在のパスワードとは異なるパスワードを指定してください。"))
+        return data
 
 
 class CodeForm(forms.Form):
@@ -179,12 +193,32 @@ class ScopeForm(forms.Form):
         return initial
 
 
+# Search dates outside this range would overflow when turned into Japan-time instants.
+AUDIT_DATE_MIN = dt.date(2000, 1, 1)
+AUDIT_DATE_MAX = dt.date(2999, 12, 31)
+
+
+def _audit_date_in_range(value: dt.date) -> None:
+    if not AUDIT_DATE_MIN <= value <= AUDIT_DATE_MAX:
+        raise ValidationError(
+            _("%(min)s から %(max)s までの日付を指定してください。"),
+            code="date_range",
+            params={"min": AUDIT_DATE_MIN.isoformat(), "max": AUDIT_DATE_MAX.isoformat()},
+        )
+
+
 class AuditSearchForm(forms.Form):
     date_from = forms.DateField(
-        label=_("開始日（日本時間）"), required=False, widget=forms.DateInput(attrs={"type": "date"})
+        label=_("開始日（日本時間）"),
+        required=False,
+        widget=forms.DateInput(attrs={"type": "date"}),
+        validators=[_audit_date_in_range],
     )
     date_to = forms.DateField(
-        label=_("終了日（日本時間）"), required=False, widget=forms.DateInput(attrs={"type": "date"})
+        label=_("終了日（日本時間）"),
+        required=False,
+        widget=forms.DateInput(attrs={"type": "date"}),
+        validators=[_audit_date_in_range],
     )
     actor = forms.CharField(label=_("実行者"), required=False, max_length=150)
     action = forms.CharField(label=_("操作"), required=False, max_length=64)

@@ -11,10 +11,16 @@ from django.contrib import messages
 from django.contrib.auth import logout
 from django.contrib.auth.views import redirect_to_login
 from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect
+from django.urls import reverse
 from django.utils.translation import gettext as _
 
 from operators.audit import record
 from operators.policy import otp_verified
+
+
+def _password_change_paths() -> set[str]:
+    return {reverse("operators:password_change"), reverse("operators:logout")}
 
 
 class OTPRequiredMiddleware:
@@ -27,6 +33,9 @@ class OTPRequiredMiddleware:
             return self.get_response(request)
         user = request.user
         if otp_verified(user):
+            if getattr(user, "must_change_password", False) and path not in _password_change_paths():
+                # The initial password is still in use: nothing opens until it is replaced.
+                return redirect("operators:password_change")
             return self.get_response(request)
         if user.is_authenticated:
             # Signed in without a second factor (never through our sign-in pages): refuse.

@@ -28,6 +28,9 @@ class Operator(AbstractUser):
         related_name="operators",
         verbose_name=_("サービス提供者"),
     )
+    # Set with an initial or reset password; until the operator replaces it, only the password
+    # change page opens (operators.middleware).
+    must_change_password = models.BooleanField(_("パスワード変更が必要"), default=False)
 
     class Meta:
         verbose_name = _("操作者")

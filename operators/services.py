@@ -87,6 +87,7 @@ def create_operator(
         user.full_clean(exclude=["password"])
         validate_password(password, user)
         user.set_password(password)
+        user.must_change_password = True  # the initial password is replaced at first sign-in
         user.save()
         record(
             action="operator.create",
@@ -160,7 +161,8 @@ def reset_password(*, actor: Operator, operator: Operator, request: HttpRequest 
     password = secrets.token_urlsafe(12)
     with transaction.atomic():
         operator.set_password(password)
-        operator.save(update_fields=["password"])
+        operator.must_change_password = True
+        operator.save(update_fields=["password", "must_change_password"])
         record(
             action="operator.reset_password",
             request=request,

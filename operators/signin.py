@@ -6,7 +6,8 @@ from __future__ import annotations
 import re
 import time
 from base64 import b32encode
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import django_otp
 import qrcode
@@ -26,18 +27,22 @@ from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters
 from django_otp.models import Device
+from django_otp.oath import TOTP
 from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
 from django_otp.plugins.otp_totp.models import TOTPDevice
+from django_otp.util import random_hex
 
 from operators import demo, lockout
 from operators.audit import client_ip, record
-from operators.forms import CodeForm, PasswordForm
+from operators.forms import CodeForm, PasswordChangeForm, PasswordForm
 from operators.models import Operator
+from operators.otp_secrets import hash_backup_code
 from operators.policy import REAUTH_AT, otp_verified, reauth_required  # noqa: F401 (re-exported)
 
 PRE_AUTH = "operators.pre_auth"  # user who passed the password step, awaiting the code
 NEXT = "operators.next"
 BACKUP_CODES = 10
+T = TypeVar("T")
 PRE_AUTH_SECONDS = 5 * 60  # the code must follow the password within this time
 # A 12-digit individual number or 11-digit resident record code typed into the username field
 # must never reach the audit log.
@@ -72,6 +77,16 @@ def _pending_user(request: HttpRequest) -> Operator | None:
     return user
 
 
+def _locked(request: HttpRequest, *, username: str, actor: Any = None) -> str | None:
+    """While the account or the address is locked: audit the attempt and return the message."""
+    until = lockout.locked_until(username, client_ip(request))
+    if until is None:
+        return None
+    name = loggable_username(username)
+    record(action="auth.locked_attempt", request=request, actor=actor or name, detail={"username": name})
+    return _lock_message(until)
+
+
 def _fail(request: HttpRequest, *, username: str, action: str, actor: Any = None) -> str | None:
     """Count a failure, audit it (and any lockout it causes); return the lockout message if locked."""
     ip = client_ip(request)
@@ -89,6 +104,33 @@ def _fail(request: HttpRequest, *, username: str, action: str, actor: Any = None
     return _lock_message(until) if until else None
 
 
+def _attempt(
+    request: HttpRequest,
+    *,
+    username: str,
+    actor: Any = None,
+    failure: str,
+    wrong: str,
+    verify: Callable[[], tuple[T | None, str | None]],
+) -> tuple[T | None, str | None]:
+    """The one check behind every secret typed at sign-in, re-authentication and password
+    change: refused (and audited) while locked; else `verify()`, which returns what it accepted,
+    or why it did not try (a throttled code: audited, not counted); a wrong secret is audited and
+    counted toward the lockout. Returns the accepted value or the message to show."""
+    if (locked := _locked(request, username=username, actor=actor)) is not None:
+        return None, locked
+    accepted, why = verify()
+    if accepted is not None:
+        return accepted, None
+    if why is not None:
+        name = loggable_username(username)
+        record(
+            action="auth.otp_throttled", request=request, actor=actor or name, detail={"step": failure}
+        )
+        return None, why
+    return None, _fail(request, username=username, action=failure, actor=actor) or wrong
+
+
 @never_cache
 @sensitive_post_parameters("password")
 def login_view(request: HttpRequest) -> HttpResponse:
@@ -98,27 +140,28 @@ def login_view(request: HttpRequest) -> HttpResponse:
     error = None
     if request.method == "POST" and form.is_valid():
         username = form.cleaned_data["username"].strip()
-        until = lockout.locked_until(username, client_ip(request))
-        if until:
-            name = loggable_username(username)
-            record(action="auth.locked_attempt", request=request, actor=name, detail={"username": name})
-            error = _lock_message(until)
-        else:
-            user = authenticate(request, username=username, password=form.cleaned_data["password"])
-            if user is None:
-                error = _fail(request, username=username, action="auth.password_failed") or _(
-                    "ユーザー名またはパスワードが正しくありません。"
-                )
-            else:
-                request.session.cycle_key()
-                request.session[PRE_AUTH] = {"uid": user.pk, "backend": user.backend, "at": time.time()}
-                request.session[NEXT] = _safe_next(
-                    request, request.GET.get("next") or request.POST.get("next")
-                )
-                record(action="auth.password_ok", request=request, actor=user)
-                if TOTPDevice.objects.filter(user=user, confirmed=True).exists():
-                    return redirect("operators:otp")
-                return redirect("operators:enrol")
+        password = form.cleaned_data["password"]
+        user, error = _attempt(
+            request,
+            username=username,
+            failure="auth.password_failed",
+            wrong=_("ユーザー名またはパスワードが正しくありません。"),
+            verify=lambda: (authenticate(request, username=username, password=password), None),
+        )
+        if isinstance(user, Operator):
+            request.session.cycle_key()
+            enrolled = TOTPDevice.objects.filter(user=user, confirmed=True).exists()
+            request.session[PRE_AUTH] = {
+                "uid": user.pk,
+                "backend": user.backend,
+                "at": time.time(),
+                # A fresh authenticator secret for this sign-in only: it is stored with a device
+                # when the user confirms it, so nobody else's enrolment page ever shows it.
+                **({} if enrolled else {"enrol_key": random_hex(20)}),
+            }
+            request.session[NEXT] = _safe_next(request, request.GET.get("next") or request.POST.get("next"))
+            record(action="auth.password_ok", request=request, actor=user)
+            return redirect("operators:otp" if enrolled else "operators:enrol")
     return render(
         request, "operators/login.html", {"form": form, "error": error, "next": request.GET.get("next", "")}
     )
@@ -135,12 +178,14 @@ def _verify(user: Operator, code: str) -> tuple[Device | None, str | None]:
         if code.isdigit() and device.verify_token(code):
             return device, None
     for static in StaticDevice.objects.filter(user=user, confirmed=True):
-        if static.verify_token(code.lower()):
+        if static.verify_token(hash_backup_code(code)):  # stored hashed (operators.otp_secrets)
             return static, None
     return None, None
 
 
-def _complete_sign_in(request: HttpRequest, user: Operator, device: Device, backend: str) -> None:
+def _complete_sign_in(request: HttpRequest, user: Operator, device: Device, backend: str) -> str:
+    """Sign in; returns where to go next (the password change first while the initial password
+    is still in use: operators.middleware keeps every other page closed until then)."""
     auth_login(request, user, backend=backend)
     django_otp.login(request, device)
     lockout.clear(user.username)
@@ -152,6 +197,11 @@ def _complete_sign_in(request: HttpRequest, user: Operator, device: Device, back
         actor=user,
         detail={"factor": "backup_code" if isinstance(device, StaticDevice) else "totp"},
     )
+    next_url = request.session.pop(NEXT, None) or reverse("home")
+    if user.must_change_password:
+        record(action="auth.password_change_required", request=request, actor=user)
+        return reverse("operators:password_change")
+    return next_url
 
 
 def _code_step(request: HttpRequest) -> tuple[Operator, CodeForm] | HttpResponse:
@@ -175,21 +225,18 @@ def otp_view(request: HttpRequest) -> HttpResponse:
         return redirect("operators:enrol")
     error = None
     if request.method == "POST" and form.is_valid():
-        until = lockout.locked_until(user.username, client_ip(request))
-        if until:
-            record(action="auth.locked_attempt", request=request, actor=user)
-            error = _lock_message(until)
-        else:
-            device, why = _verify(user, form.cleaned_data["code"])
-            if device is not None:
+        code = form.cleaned_data["code"]
+        device, error = _attempt(
+            request,
+            username=user.username,
+            actor=user,
+            failure="auth.otp_failed",
+            wrong=_("確認コードが正しくないか、既に使用済みです。認証アプリの最新のコードを入力してください。"),
+            verify=lambda: _verify(user, code),
+        )
+        if device is not None:
+            return HttpResponseRedirect(
                 _complete_sign_in(request, user, device, request.session[PRE_AUTH]["backend"])
-                return HttpResponseRedirect(request.session.pop(NEXT, None) or reverse("home"))
-            error = (
-                why
-                or _fail(request, username=user.username, action="auth.otp_failed", actor=user)
-                or _(
-                    "確認コードが正しくないか、既に使用済みです。認証アプリの最新のコードを入力してください。"
-                )
             )
     context = {"form": form, "error": error, "pending": user, "demo_code": demo.current_code(user)}
     return render(request, "operators/otp.html", context)
@@ -205,46 +252,71 @@ def _new_backup_codes(user: Operator) -> list[str]:
         StaticDevice.objects.filter(user=user).delete()
         static = StaticDevice.objects.create(user=user, name="backup", confirmed=True)
         codes = [StaticToken.random_token() for _ in range(BACKUP_CODES)]
-        StaticToken.objects.bulk_create([StaticToken(device=static, token=c) for c in codes])
+        # Stored as keyed hashes (operators.otp_secrets), shown once.
+        StaticToken.objects.bulk_create(
+            [StaticToken(device=static, token=hash_backup_code(c)) for c in codes]
+        )
     return codes
+
+
+def _confirm_enrolment(user: Operator, key: str, code: str) -> TOTPDevice | None:
+    """The new authenticator, stored confirmed, when `code` is right for the secret `key` shown
+    on this session's enrolment page; any unconfirmed device of the user is discarded."""
+    device = TOTPDevice(user=user, name="authenticator", key=key, confirmed=True)
+    totp = TOTP(device.bin_key, device.step, device.t0, device.digits, device.drift)
+    totp.time = time.time()
+    if not (code.isdigit() and totp.verify(int(code), device.tolerance)):
+        return None
+    device.last_t = totp.t()  # the enrolment code cannot be used again to sign in
+    with transaction.atomic():
+        Operator.objects.select_for_update().filter(pk=user.pk).first()  # one enrolment at a time
+        if TOTPDevice.objects.filter(user=user, confirmed=True).exists():
+            return None  # another session enrolled first
+        TOTPDevice.objects.filter(user=user, confirmed=False).delete()
+        device.save()
+    return device
 
 
 @never_cache
 def enrol_view(request: HttpRequest) -> HttpResponse:
+    """GET shows this sign-in's fresh secret and changes nothing; POST with the right code stores it."""
     step = _code_step(request)
     if isinstance(step, HttpResponse):
         return step
     user, form = step
     if TOTPDevice.objects.filter(user=user, confirmed=True).exists():
         return redirect("operators:otp")
-    device = TOTPDevice.objects.filter(user=user, confirmed=False).first()
-    if device is None:
-        device = TOTPDevice.objects.create(user=user, name="authenticator", confirmed=False)
+    key = request.session[PRE_AUTH].get("enrol_key")
+    if not key:
+        messages.error(
+            request, _("サインインの手続きが見つかりません。ユーザー名とパスワードから入力し直してください。")
+        )
+        return redirect("operators:login")
+    shown = TOTPDevice(user=user, name="authenticator", key=key)  # never saved: only for the QR code
     error = None
     if request.method == "POST" and form.is_valid():
-        until = lockout.locked_until(user.username, client_ip(request))
-        if until:
-            error = _lock_message(until)
-        elif device.verify_token(form.cleaned_data["code"]):
-            device.confirmed = True
-            device.save(update_fields=["confirmed"])
+        code = form.cleaned_data["code"]
+        device, error = _attempt(
+            request,
+            username=user.username,
+            actor=user,
+            failure="auth.otp_failed",
+            wrong=_("確認コードが正しくありません。認証アプリに表示されている最新のコードを入力してください。"),
+            verify=lambda: (_confirm_enrolment(user, key, code), None),
+        )
+        if device is not None:
             codes = _new_backup_codes(user)
             record(action="auth.otp_enrolled", request=request, actor=user)
-            next_url = request.session.pop(NEXT, None) or reverse("home")
-            _complete_sign_in(request, user, device, request.session[PRE_AUTH]["backend"])
+            next_url = _complete_sign_in(request, user, device, request.session[PRE_AUTH]["backend"])
             return render(request, "operators/backup_codes.html", {"codes": codes, "next": next_url})
-        else:
-            error = _fail(request, username=user.username, action="auth.otp_failed", actor=user) or _(
-                "確認コードが正しくありません。認証アプリに表示されている最新のコードを入力してください。"
-            )
-    secret = b32encode(device.bin_key).decode()
+    secret = b32encode(shown.bin_key).decode()
     return render(
         request,
         "operators/enrol.html",
         {
             "form": form,
             "error": error,
-            "qr_svg": _qr_svg(device.config_url),
+            "qr_svg": _qr_svg(shown.config_url),
             "secret": " ".join(secret[i : i + 4] for i in range(0, len(secret), 4)),
             "pending": user,
         },
@@ -258,22 +330,19 @@ def reauth_view(request: HttpRequest) -> HttpResponse:
     user = request.user
     assert isinstance(user, Operator)
     if request.method == "POST" and form.is_valid():
-        until = lockout.locked_until(user.username, client_ip(request))
-        if until:
-            error = _lock_message(until)
-        else:
-            device, why = _verify(user, form.cleaned_data["code"])
-            if device is not None:
-                request.session[REAUTH_AT] = time.time()
-                record(action="auth.reauth", request=request)
-                return redirect(_safe_next(request, request.GET.get("next")))
-            error = (
-                why
-                or _fail(request, username=user.username, action="auth.reauth_failed", actor=user)
-                or _(
-                    "確認コードが正しくないか、既に使用済みです。認証アプリの最新のコードを入力してください。"
-                )
-            )
+        code = form.cleaned_data["code"]
+        device, error = _attempt(
+            request,
+            username=user.username,
+            actor=user,
+            failure="auth.reauth_failed",
+            wrong=_("確認コードが正しくないか、既に使用済みです。認証アプリの最新のコードを入力してください。"),
+            verify=lambda: _verify(user, code),
+        )
+        if device is not None:
+            request.session[REAUTH_AT] = time.time()
+            record(action="auth.reauth", request=request)
+            return redirect(_safe_next(request, request.GET.get("next")))
     return render(request, "operators/reauth.html", {"form": form, "error": error})
 
 
@@ -294,16 +363,38 @@ def backup_codes_view(request: HttpRequest) -> HttpResponse:
 @never_cache
 @sensitive_post_parameters("old_password", "new_password1", "new_password2")
 def password_change_view(request: HttpRequest) -> HttpResponse:
-    """Operators replace the initial password they were given (validated by the password rules)."""
+    """Operators replace the initial password they were given (validated by the password rules).
+    A wrong current password counts toward the lockout, as at sign-in."""
     from django.contrib.auth import update_session_auth_hash
-    from django.contrib.auth.forms import PasswordChangeForm
 
     user = request.user
     assert isinstance(user, Operator)  # the OTP middleware admits only signed-in operators here
+    forced = user.must_change_password
     form = PasswordChangeForm(user, request.POST or None)
-    if request.method == "POST" and form.is_valid():
-        update_session_auth_hash(request, form.save())  # stay signed in (and OTP-verified) on this device
-        record(action="auth.password_changed", request=request)
-        messages.success(request, _("パスワードを変更しました。"))
-        return redirect("home")
-    return render(request, "operators/password_change.html", {"form": form})
+    error = None
+    if request.method == "POST":
+        def verify() -> tuple[bool | None, None]:
+            if form.is_valid():
+                return True, None
+            if form.has_error("old_password", "password_incorrect"):
+                return None, None  # a wrong current password: counted
+            return False, None  # another mistake in the form: shown, not counted
+
+        changed, error = _attempt(
+            request,
+            username=user.username,
+            actor=user,
+            failure="auth.password_change_failed",
+            wrong="",
+            verify=verify,
+        )
+        if changed:
+            user.must_change_password = False
+            form.save()  # saves the user, the flag with it
+            update_session_auth_hash(request, user)  # stay signed in (and OTP-verified) on this device
+            record(action="auth.password_changed", request=request, detail={"forced": forced})
+            messages.success(request, _("パスワードを変更しました。"))
+            return redirect("home")
+    return render(
+        request, "operators/password_change.html", {"form": form, "error": error or None, "forced": forced}
+    )

@@ -3,15 +3,18 @@ Thin: permission checks and writes live in permissions/services, reads in select
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import json
+import re
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -50,6 +53,7 @@ def _managed_terminal(request: HttpRequest, pk: int) -> Terminal:
 
 
 @guard(R.PROVIDER_ADMIN)
+@never_cache  # personal data: Cache-Control no-store
 def people_list(request: HttpRequest) -> HttpResponse:
     people = selectors.people_page(request.user)
     return render(request, "operators/people_list.html", {"people": people})
@@ -206,8 +210,10 @@ def _roster_provider(request: HttpRequest) -> Any:
     visible = selectors.providers_for(request.user)
     wanted = request.GET.get("provider")
     if wanted:
+        # ASCII digits only: str.isdigit() also accepts "²", which int() refuses.
+        pk = int(wanted) if re.fullmatch(r"[0-9]{1,18}", wanted) else 0
         # Another provider's roster answers like one that does not exist (404, audited).
-        provider = visible.filter(pk=wanted if wanted.isdigit() else 0).first()
+        provider = visible.filter(pk=pk).first()
         if provider is None:
             raise policy.not_found(request, reason="other_provider", provider=wanted[:20])
         return provider
@@ -220,6 +226,7 @@ def _roster_provider(request: HttpRequest) -> Any:
     return first
 
 
+@never_cache  # personal data: Cache-Control no-store
 def roster(request: HttpRequest) -> HttpResponse:
     provider = _roster_provider(request)
     rows = selectors.roster_for(request.user, provider)
@@ -252,21 +259,31 @@ def _cell(value: str) -> str:
     return f"'{value}" if value[:1] in ("=", "+", "-", "@") else value
 
 
-def _csv_response(rows: list[list[str]], filename: str, encoding: str) -> HttpResponse:
+def _csv_chunks(rows: Iterable[list[str]], encoding: str) -> Iterator[bytes]:
+    """Encoded CSV, a few hundred rows at a time. cp932 replaces what it cannot encode; UTF-8
+    starts with a byte order mark, so that Excel recognises the Japanese text."""
+    encoder = codecs.getincrementalencoder("cp932" if encoding == "cp932" else "utf-8-sig")(errors="replace")
     buffer = io.StringIO()
-    csv.writer(buffer, lineterminator="\r\n").writerows([[_cell(str(v)) for v in row] for row in rows])
-    if encoding == "cp932":
-        body = buffer.getvalue().encode("cp932", errors="replace")
-        content_type = "text/csv; charset=Shift_JIS"
-    else:  # UTF-8 with a byte order mark, so that Excel recognises the Japanese text
-        body = buffer.getvalue().encode("utf-8-sig")
-        content_type = "text/csv; charset=utf-8"
-    response = HttpResponse(body, content_type=content_type)
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    for n, row in enumerate(rows, 1):
+        writer.writerow([_cell(str(v)) for v in row])
+        if n % 500 == 0:
+            yield encoder.encode(buffer.getvalue())
+            buffer.seek(0)
+            buffer.truncate()
+    yield encoder.encode(buffer.getvalue(), final=True)
+
+
+def _csv_response(rows: Iterable[list[str]], filename: str, encoding: str) -> StreamingHttpResponse:
+    """Streams the rows: an export of the whole audit log never sits in memory at once."""
+    content_type = "text/csv; charset=Shift_JIS" if encoding == "cp932" else "text/csv; charset=utf-8"
+    response = StreamingHttpResponse(_csv_chunks(rows, encoding), content_type=content_type)
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
     return response
 
 
-def roster_csv(request: HttpRequest) -> HttpResponse:
+@never_cache  # personal data: Cache-Control no-store
+def roster_csv(request: HttpRequest) -> StreamingHttpResponse:
     provider = _roster_provider(request)
     rows = selectors.roster_for(request.user, provider)
     table = [
@@ -313,6 +330,7 @@ def _audit_query(request: HttpRequest) -> tuple[AuditSearchForm, Any]:
     return form, selectors.audit_entries_for(request.user, **filters)
 
 
+@never_cache  # personal data: Cache-Control no-store
 def audit_log(request: HttpRequest) -> HttpResponse:
     form, entries = _audit_query(request)
     page = Paginator(entries, 50).get_page(request.GET.get("page"))
@@ -321,10 +339,8 @@ def audit_log(request: HttpRequest) -> HttpResponse:
     return render(request, "operators/audit.html", {"form": form, "page": page, "query": query.urlencode()})
 
 
-def audit_csv(request: HttpRequest) -> HttpResponse:
-    form, entries = _audit_query(request)
-    table = [
-        [
+def _audit_rows(entries: Any) -> Iterator[list[str]]:
+    yield [
             _("番号"),
             _("日時（日本時間）"),
             _("実行者"),
@@ -334,22 +350,30 @@ def audit_csv(request: HttpRequest) -> HttpResponse:
             _("対象"),
             _("詳細"),
             _("ハッシュ"),
-        ]
     ]
     for e in entries.iterator(chunk_size=2000):
-        table.append(
-            [
-                str(e.id),
-                timezone.localtime(e.at).strftime("%Y-%m-%d %H:%M:%S"),
-                e.actor,
-                "" if e.provider_id_snapshot is None else str(e.provider_id_snapshot),
-                e.action,
-                e.ip or "",
-                e.target,
-                json.dumps(e.detail, ensure_ascii=False, sort_keys=True),
-                e.hash,
-            ]
-        )
-    record(action="audit.export", request=request, detail={"rows": len(table) - 1})
+        yield [
+            str(e.id),
+            timezone.localtime(e.at).strftime("%Y-%m-%d %H:%M:%S"),
+            e.actor,
+            "" if e.provider_id_snapshot is None else str(e.provider_id_snapshot),
+            e.action,
+            e.ip or "",
+            e.target,
+            json.dumps(e.detail, ensure_ascii=False, sort_keys=True),
+            e.hash,
+        ]
+
+
+@never_cache  # personal data: Cache-Control no-store
+def audit_csv(request: HttpRequest) -> HttpResponse | StreamingHttpResponse:
+    form, entries = _audit_query(request)
+    if request.GET and not form.is_valid():
+        # An export must match the search asked for; never fall back to the whole log.
+        errors = "; ".join(str(m) for messages_ in form.errors.values() for m in messages_)
+        return HttpResponseBadRequest(errors, content_type="text/plain; charset=utf-8")
+    # The entry fixes the extent of the export (entries up to this id): later ones are not in it.
+    entry = record(action="audit.export", request=request, detail={"rows": entries.count()})
+    entries = entries.filter(id__lt=entry.id)
     encoding = "cp932" if request.GET.get("encoding") == "cp932" else "utf-8"
-    return _csv_response(table, f"audit-{timezone.localdate():%Y%m%d}.csv", encoding)
+    return _csv_response(_audit_rows(entries), f"audit-{timezone.localdate():%Y%m%d}.csv", encoding)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
 
 from cardap.apikeys import issue_key, revoke_key
@@ -36,7 +37,8 @@ def history(request: HttpRequest) -> HttpResponse:
     )
 
 
-@guard(R.PROVIDER_ADMIN)
+@guard(R.PROVIDER_ADMIN, reauth=True)  # issuing a key is as sensitive as a terminal credential
+@never_cache  # the new key is in the page: no cache may keep it (Cache-Control: no-store)
 @require_http_methods(["GET", "POST"])
 def api_keys(request: HttpRequest) -> HttpResponse:
     user = _user(request)

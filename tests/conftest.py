@@ -60,6 +60,16 @@ def _default_language():
 
 
 @pytest.fixture(autouse=True)
+def _store_key_outside_demo_mode(settings):
+    # A test that turns demo mode off still opens the authenticator secrets its world sealed
+    # under the demo store key (operators.otp_secrets); production always sets its own key.
+    from operators.keys import DEMO_KEYSTORE_KEY
+
+    if not settings.KEYSTORE_KEY:
+        settings.KEYSTORE_KEY = DEMO_KEYSTORE_KEY.decode()
+
+
+@pytest.fixture(autouse=True)
 def _fast_password_hashing(settings):
     # The production hasher is deliberately slow; tests only need passwords to verify.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -175,3 +175,21 @@ def test_make_run_serves_with_uvicorn():
     script = (ROOT / "scripts" / "run-demo.sh").read_text()
     last = [line for line in script.splitlines() if line.strip() and not line.startswith("#")][-1]
     assert "-m uvicorn config.asgi:application" in last and "runserver" not in script
+
+
+def test_production_refuses_the_published_demo_keystore_key(tmp_path):
+    from operators.keys import DEMO_KEYSTORE_KEY
+
+    env = {
+        **os.environ,
+        "CARDAP_DEMO": "0",
+        "DEBUG": "0",
+        "SECRET_KEY": secrets.token_urlsafe(50),
+        # The same key in standard base64: still the published one.
+        "KEYSTORE_KEY": base64.b64encode(base64.urlsafe_b64decode(DEMO_KEYSTORE_KEY)).decode(),
+        "CARDAP_VAR_DIR": str(tmp_path),
+    }
+    done = subprocess.run(
+        [sys.executable, "manage.py", "check"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode != 0 and "KEYSTORE_KEY is the published demo key" in done.stderr

@@ -121,3 +121,8 @@ def test_json_validation_errors_have_lines():
 def test_yaml_syntax_error_and_empty_file():
     assert issues("format: 1\nfiles: [\n")[0].startswith("line 3: -: YAML syntax error")
     assert issues("") == ["the input file is empty"]
+
+
+@pytest.mark.parametrize("fmt,text", [("json", "[" * 30000 + "]" * 30000), ("yaml", "a: " + "[" * 30000)])
+def test_deeply_nested_file_is_an_error_not_a_crash(fmt, text):
+    assert issues(text, fmt) == ["Nesting is too deep."]

@@ -348,5 +348,5 @@ def test_username_like_an_individual_number_is_refused(world, login):
 def test_roster_csv_neutralises_formulas(world, login):
     world.city_operator.last_name = '=HYPERLINK("http://evil")'
     world.city_operator.save()
-    body = login(world.city_admin).get("/accounts/roster.csv").content.decode("utf-8-sig")
+    body = login(world.city_admin).get("/accounts/roster.csv").getvalue().decode("utf-8-sig")
     assert "'=HYPERLINK" in body and ",=HYPERLINK" not in body and '"=HYPERLINK' not in body

@@ -73,3 +73,25 @@ def test_openapi_schema_documents_the_api_key(client):
     schema = client.get("/api/schema/", HTTP_ACCEPT="application/json").json()
     assert schema["components"]["securitySchemes"]["providerApiKey"]["scheme"] == "bearer"
     assert {"providerApiKey": []} in schema["paths"]["/api/v1/card-aps/"]["get"]["security"]
+
+
+@pytest.mark.django_db
+def test_page_size_and_offset_are_bounded(world):
+    for n in range(3):
+        factories.card_ap(world.shop, f"店舗AP{n}")
+    client = api(world.shop)
+    assert len(client.get("/api/v1/card-aps/?limit=1000").json()["results"]) == 3
+    assert client.get("/api/v1/card-aps/?limit=2&offset=2").json()["previous"].endswith("limit=2")
+    for query, field in [
+        ("limit=9223372036854775808", "limit"),
+        ("limit=1001", "limit"),
+        ("limit=0", "limit"),
+        ("limit=²", "limit"),
+        ("offset=9223372036854775808", "offset"),
+        ("offset=-1", "offset"),
+    ]:
+        refused = client.get(f"/api/v1/card-aps/?{query}", HTTP_ACCEPT_LANGUAGE="en")
+        assert refused.status_code == 400, query
+        low, high = (0, 2147483647) if field == "offset" else (1, 1000)
+        expected = f"{field} must be a whole number from {low} to {high}."
+        assert refused.json() == {field: [expected]}, query

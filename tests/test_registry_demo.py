@@ -26,3 +26,15 @@ def test_demo_registry_data_is_complete_and_idempotent():
         AutoLoadPreset.objects.count(),
         MaintenanceWindow.objects.count(),
     ) == counts
+
+
+@pytest.mark.django_db
+def test_demo_data_is_refused_outside_demo_mode(settings):
+    from django.core.management.base import CommandError
+
+    from operators.models import Operator, Terminal
+
+    settings.DEMO = False
+    with pytest.raises(CommandError, match="CARDAP_DEMO=1"):
+        call_command("load_demo", stdout=io.StringIO())
+    assert not Operator.objects.exists() and not Terminal.objects.exists()

@@ -38,7 +38,7 @@ def staffed(world):
 
 
 def parse_csv(response, encoding):
-    raw = response.content
+    raw = response.getvalue()  # streamed
     if encoding == "utf-8-sig":
         assert raw.startswith(b"\xef\xbb\xbf")  # BOM: Excel opens Japanese text correctly
     return list(csv.reader(io.StringIO(raw.decode(encoding))))

@@ -117,13 +117,16 @@ def test_planned_window_needs_ten_business_days_unless_urgent(world, django_capt
             )
         assert "2027-03-15" in str(exc.value)
         assert MaintenanceWindow.objects.count() == 0
-        with django_capture_on_commit_callbacks(execute=True):
+        with django_capture_on_commit_callbacks() as enqueued:
             window = cal.schedule_maintenance(
                 title="DB更新",
                 starts_at=jst(2027, 3, 15, 22, 0),
                 ends_at=jst(2027, 3, 16, 6, 0),
                 actor=world.jlis,
             )
+        assert len(enqueued) == 1 and not mail.outbox  # nothing mailed inside the request
+        assert cal.send_maintenance_notice(window.pk) == 2  # what the task does (worker: test_celery)
+        assert cal.send_maintenance_notice(window.pk) == 0  # a redelivered task mails nobody again
         assert sorted(m.to[0] for m in mail.outbox) == ["mnt@city.example.jp", "mnt@shop.example.jp"]
         assert "DB更新" in mail.outbox[0].subject and "2027-03-15 22:00" in mail.outbox[0].body
         window.refresh_from_db()
@@ -208,3 +211,32 @@ def test_banner_says_when_service_resumes_outside_hours(world, login):
     with time_machine.travel(jst(2027, 3, 1, 12, 0), tick=False):
         page = login(world.city_operator).get("/").content.decode()
     assert "再開します" not in page
+
+
+@pytest.mark.skipif(
+    "postgresql" not in __import__("django.conf").conf.settings.DATABASES["default"]["ENGINE"],
+    reason="concurrent writers need PostgreSQL",
+)
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_failure_reports_all_count(world):
+    import threading
+
+    from django.db import connection
+
+    cal.notify_failure(world.city, "agent-silent:7", "端末応答なし")
+    barrier = threading.Barrier(6)
+
+    def report():
+        try:
+            barrier.wait(timeout=10)
+            for _ in range(15):
+                cal.notify_failure(world.city, "agent-silent:7", "端末応答なし")
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=report) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert FailureIncident.objects.get(incident_key="agent-silent:7").occurrences == 1 + 6 * 15

@@ -122,10 +122,10 @@ def test_history_csv_by_role(world, s):
     _read(world, s, VirtualCard.create())
     url = reverse("jobs:jobs-csv")
     mine = signed_in(world.city_admin).get(url)
-    assert mine.status_code == 200 and "窓口1" in mine.content.decode("utf-8-sig")
+    assert mine.status_code == 200 and "窓口1" in mine.getvalue().decode("utf-8-sig")
     other = signed_in(world.shop_admin).get(url)
-    assert "窓口1" not in other.content.decode("utf-8-sig")
-    assert "窓口1" in signed_in(world.jlis).get(url, {"encoding": "cp932"}).content.decode("cp932")
+    assert "窓口1" not in other.getvalue().decode("utf-8-sig")
+    assert "窓口1" in signed_in(world.jlis).get(url, {"encoding": "cp932"}).getvalue().decode("cp932")
 
 
 @pytest.mark.django_db

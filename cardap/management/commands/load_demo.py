@@ -6,7 +6,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from django.core.management.base import BaseCommand
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 from django.utils import timezone
 from django_otp.plugins.otp_totp.models import TOTPDevice
@@ -60,6 +61,9 @@ class Command(BaseCommand):
 
     @transaction.atomic
     def handle(self, *args: object, **options: object) -> None:
+        if not settings.DEMO:
+            # Known passwords, TOTP secrets and a published terminal credential: never outside a demo.
+            raise CommandError("load_demo installs public credentials: it runs only with CARDAP_DEMO=1")
         providers = {}
         for name, kind, code in PROVIDERS:
             providers[name], _ = Provider.objects.get_or_create(
