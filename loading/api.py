@@ -12,23 +12,20 @@ from django.http import HttpResponse
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
-from rest_framework import exceptions, permissions, serializers, throttling
+from rest_framework import exceptions, serializers, throttling
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from cardap.apikeys import ProviderAPIKeyAuthentication, ProviderClient
 from loading.models import InstallationEvent
+from operators.policy import Principal, PrincipalPermission
 
 MAX_LIMIT = 10_000
 DEFAULT_LIMIT = 1_000
 
 
-class IsProviderClient(permissions.BasePermission):
-    message = _("サービス提供者のAPIキーで認証してください。")
-
-    def has_permission(self, request: Request, view: Any) -> bool:
-        return isinstance(request.user, ProviderClient)
+IsProviderClient = PrincipalPermission.of(Principal.API_CLIENT)  # the one access policy
 
 
 class PerAPIKeyThrottle(throttling.SimpleRateThrottle):
