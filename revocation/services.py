@@ -433,9 +433,15 @@ def record_pull(*, provider: Provider, key: ProviderAPIKey, kind: str, last_seq:
     """Remember a provider's last pull (one UPDATE; the row is created on the first pull)."""
     now = timezone.now()
     fields = {"pulled_at": now, "kind": kind, "last_seq": last_seq, "key_prefix": key.prefix}
-    with connection.cursor() as cursor:  # plain SQL: this runs on every pull, 304s included
+    # Plain SQL: this runs on every pull, 304s included. It is bookkeeping (what the admin shows
+    # as the last pull), so its commit need not wait for the WAL flush: a crash can lose the
+    # last few milliseconds of it, never corrupt it; this is most of a 304's cost otherwise.
+    # Both statements go in one message, one implicit transaction; in an outer transaction the
+    # setting lasts until that one ends.
+    no_wait = "SET LOCAL synchronous_commit TO OFF; " if connection.vendor == "postgresql" else ""
+    with connection.cursor() as cursor:
         cursor.execute(
-            f"UPDATE {ProviderPull._meta.db_table} SET pulls = pulls + 1, pulled_at = %s, kind = %s, "  # noqa: S608
+            f"{no_wait}UPDATE {ProviderPull._meta.db_table} SET pulls = pulls + 1, pulled_at = %s, kind = %s, "  # noqa: S608
             "last_seq = %s, key_prefix = %s WHERE provider_id = %s",
             [now, kind, last_seq, key.prefix, provider.pk],
         )
