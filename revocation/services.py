@@ -441,8 +441,8 @@ def record_pull(*, provider: Provider, key: ProviderAPIKey, kind: str, last_seq:
     no_wait = "SET LOCAL synchronous_commit TO OFF; " if connection.vendor == "postgresql" else ""
     with connection.cursor() as cursor:
         cursor.execute(
-            f"{no_wait}UPDATE {ProviderPull._meta.db_table} SET pulls = pulls + 1, pulled_at = %s, kind = %s, "  # noqa: S608
-            "last_seq = %s, key_prefix = %s WHERE provider_id = %s",
+            f"{no_wait}UPDATE {ProviderPull._meta.db_table} SET pulls = pulls + 1, pulled_at = %s, kind = %s,"  # noqa: S608
+            " last_seq = %s, key_prefix = %s WHERE provider_id = %s",
             [now, kind, last_seq, key.prefix, provider.pk],
         )
         updated = cursor.rowcount
