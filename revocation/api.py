@@ -6,11 +6,13 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Generator, Iterator
 from typing import Any
 
 import orjson
+from asgiref.sync import sync_to_async
 from django.conf import settings
+from django.core.handlers.asgi import ASGIRequest
 from django.db import connection, transaction
 from django.http import HttpResponse, HttpResponseBase, StreamingHttpResponse
 from django.urls import reverse
@@ -146,7 +148,7 @@ class DeltaView(_ProviderAPIView):
 SIGNATURE_FORMAT = "cardap-revocation-snapshot-signature/1"
 
 
-def _snapshot_body(client: ProviderClient) -> Iterator[bytes]:
+def _snapshot_body(client: ProviderClient) -> Generator[bytes, None, None]:
     """The snapshot's bytes, streamed: the same content gives the same bytes (no generation
     time inside), so the detached signature, computed by streaming it once more, covers exactly
     what a client received. One read-only transaction, so the header fields, the entries and the
@@ -171,6 +173,27 @@ def _snapshot_body(client: ProviderClient) -> Iterator[bytes]:
             yield (b"," if count else b"") + b",".join(chunk)
             count += len(chunk)
         yield b'],"count":' + str(count).encode() + b"}"
+
+
+def _next_part(body: Iterator[bytes]) -> bytes | None:
+    return next(body, None)
+
+
+async def streamed_async(body: Generator[bytes, None, None]) -> AsyncIterator[bytes]:
+    """The body for an ASGI server, one part at a time. Django consumes a synchronous iterator
+    under ASGI by reading it whole into a list first (memory grows with the snapshot), so the
+    parts are pulled here one by one, each in the request's own thread: the thread the view ran
+    in, whose database connection holds the snapshot's transaction and server-side cursor. If the
+    client goes away, the generator is closed in that thread too (its transaction ends)."""
+    step = sync_to_async(_next_part, thread_sensitive=True)
+    try:
+        while True:
+            part = await step(body)
+            if part is None:
+                return
+            yield part
+    finally:
+        await sync_to_async(body.close, thread_sensitive=True)()
 
 
 def _digest(client: ProviderClient) -> tuple[str, int]:
@@ -208,7 +231,9 @@ class SnapshotView(_ProviderAPIView):
             sha256, _size = _digest(client)
             if self.not_modified(request, _snapshot_etag(sha256)):
                 return self.not_modified_response(_snapshot_etag(sha256))
-        response = StreamingHttpResponse(_snapshot_body(client), content_type="application/json")
+        body = _snapshot_body(client)
+        streamed = streamed_async(body) if isinstance(request._request, ASGIRequest) else body
+        response = StreamingHttpResponse(streamed, content_type="application/json")
         self.tagged(response, None)
         response["Link"] = f'<{reverse("revocation:api-snapshot-signature")}>; rel="signature"'
         return response

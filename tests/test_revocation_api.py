@@ -401,3 +401,32 @@ def test_page_rendered_by_postgresql_equals_the_python_rendering(world, tmp_path
         assert a == b and len(a) == min(limit, 3)
     assert {e["user_number"] for e in json.loads(fast.entries_json)} == set(odd)
     assert fast.has_more is False and selectors._delta_page_sql(scope, after=0, limit=2).has_more is True
+
+
+def test_snapshot_streams_under_asgi_part_by_part(world, feeds, monkeypatch):
+    """Under the ASGI server the snapshot is an asynchronous stream: Django reads a synchronous
+    one whole into memory before sending it there. Parts arrive one at a time (one per chunk of
+    the server-side cursor), the bytes are those a WSGI client gets, and the signature holds."""
+    import warnings
+
+    from asgiref.sync import async_to_sync
+    from django.test import AsyncClient
+
+    from revocation import selectors
+
+    monkeypatch.setattr(selectors, "SNAPSHOT_CHUNK", 1)
+    wsgi_body = body_of(client_for(world.city).get(SNAPSHOT))
+    _, token = issue_key(provider=world.city, name="ASGI")
+
+    async def fetch():
+        response = await AsyncClient().get(SNAPSHOT, headers={"Authorization": f"Bearer {token}"})
+        parts = [part async for part in response.streaming_content]
+        return response, parts
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # "must consume synchronous iterators" would be raised
+        response, parts = async_to_sync(fetch)()
+    assert response.status_code == 200 and response.is_async
+    assert b"".join(parts) == wsgi_body
+    assert len(parts) == 2 + json.loads(wsgi_body)["count"]  # head, one part per entry, tail
+    verify_snapshot(client_for(world.city), wsgi_body)
