@@ -123,6 +123,12 @@ class RevocationEntry(models.Model):
     feed = models.ForeignKey(
         Feed, on_delete=models.PROTECT, related_name="+", db_constraint=False, db_index=False
     )
+    # The entry as the delta feed sends it after its "seq" (the rest of the JSON object, time in
+    # Japan time), written by apply_feed in the statement that writes the row, from the same
+    # values (selectors.ENTRY_WIRE). An entry never changes once written, so this cannot differ
+    # from the columns; a page is then a concatenation. Rows written otherwise leave it empty
+    # and are rendered from the columns when read.
+    wire = models.TextField(blank=True, default="", editable=False)
 
     class Meta:
         verbose_name = _("失効情報エントリ")

@@ -31,7 +31,7 @@ from django.utils import timezone, translation
 
 from cardap.models import Provider, ProviderAPIKey
 from operators import audit
-from revocation import feedfile
+from revocation import feedfile, selectors
 from revocation.keys import feed_public_key
 from revocation.models import Feed, ProviderPull
 
@@ -262,12 +262,25 @@ SELECT card, status, reason, at, %s FROM rev_changed WHERE existing IS NULL ORDE
 # Each changed card's live card APs become one entry per (card AP, user number); insertion order
 # gives the sequence numbers.
 _ENTRIES = """
-INSERT INTO revocation_revocationentry (card_ap_id, user_number, status, reason, effective_at, feed_id)
-SELECT i.card_ap_id, i.user_number, c.status, c.reason, c.at, %s
-FROM rev_changed c JOIN cardap_cardapinstallation i ON UPPER(i.card_id) = c.card
+INSERT INTO revocation_revocationentry (card_ap_id, user_number, status, reason, effective_at, feed_id{wire})
+SELECT i.card_ap_id, i.user_number, c.status, c.reason, c.at, %s{wire_value}
+FROM rev_changed c JOIN cardap_cardapinstallation i ON UPPER(i.card_id) = c.card{join}
 WHERE i.state <> 'deleted'
 ORDER BY i.card_ap_id, i.id
 """
+
+
+def _entries_sql(postgresql: bool) -> str:
+    """On PostgreSQL each entry's wire form is written with it (in Japan time); elsewhere the
+    reads render it from the columns."""
+    if not postgresql:
+        return _ENTRIES.format(wire="", wire_value="", join="")
+    wire = selectors.entry_wire_sql(
+        aid="a.aid", user_number="i.user_number", status="c.status", reason="c.reason", effective_at="c.at"
+    )
+    return _ENTRIES.format(
+        wire=", wire", wire_value=f", {wire}", join=" JOIN cardap_cardap a ON a.id = i.card_ap_id"
+    )
 
 
 # For this transaction only (set_config(..., true) = SET LOCAL): sorting a million staged rows
@@ -310,8 +323,13 @@ def _stage_and_apply(
         cards_changed = cursor.fetchone()[0]
         timed("update", _UPDATE, [feed.pk])
         timed("insert", _INSERT.format(collate=collate), [feed.pk])
-        timed("entries", _ENTRIES, [feed.pk])
-        entries_created = cursor.rowcount
+        if postgresql:
+            with selectors.rendering_in_local_time(cursor):
+                timed("entries", _entries_sql(True), [feed.pk])
+                entries_created = cursor.rowcount
+        else:
+            timed("entries", _entries_sql(False), [feed.pk])
+            entries_created = cursor.rowcount
         for table in ("rev_changed", "rev_cand", "rev_stage"):
             cursor.execute(f"DROP TABLE {table}")
     log.info(
