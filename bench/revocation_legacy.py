@@ -410,3 +410,19 @@ def snapshot_body(provider):  # noqa: ANN001, ANN201
     payload["generated_at"] = timezone.localtime().isoformat()
     body = json.dumps(payload, ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode()
     return body, keys.sign(body)
+
+
+def sync_snapshot_view():  # noqa: ANN201
+    """The snapshot view as it was before it streamed under ASGI: the same body generator handed
+    to Django as a synchronous iterator, which Django's ASGI handler reads whole before sending
+    (no pull record; the body only, for the memory comparison under uvicorn)."""
+    from django.http import StreamingHttpResponse
+
+    from revocation import api
+
+    class SyncSnapshotView(api.SnapshotView):
+        def get(self, request):  # noqa: ANN001, ANN202
+            body = api._snapshot_body(self.client(request))
+            return self.tagged(StreamingHttpResponse(body, content_type="application/json"), None)
+
+    return SyncSnapshotView.as_view()
