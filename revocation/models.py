@@ -128,7 +128,7 @@ class RevocationEntry(models.Model):
     # values (selectors.ENTRY_WIRE). An entry never changes once written, so this cannot differ
     # from the columns; a page is then a concatenation. Rows written otherwise leave it empty
     # and are rendered from the columns when read.
-    wire = models.TextField(blank=True, default="", editable=False)
+    wire = models.TextField(blank=True, default="", db_default="", editable=False)
 
     class Meta:
         verbose_name = _("失効情報エントリ")
