@@ -231,15 +231,20 @@ SELECT card, status, reason, at FROM (
   FROM rev_stage) ranked
 WHERE rn = 1
 """
-# The same choice on PostgreSQL in one sort pass, with no window function over a million rows:
-# DISTINCT ON keeps the first row of each card in that order.
-_REDUCE_PG = """
-CREATE TEMP TABLE rev_cand AS
-SELECT DISTINCT ON (card COLLATE "C") card, status, reason, at FROM rev_stage
-ORDER BY card COLLATE "C",
-         CASE WHEN status = 'revoked' THEN 0 ELSE 1 END,
-         CASE WHEN status = 'revoked' THEN at END ASC,
-         at DESC, line DESC
+# The same choice on PostgreSQL in one sort pass, with no window function over a million rows
+# (DISTINCT ON keeps the first row of each card in that order), merged with the current status
+# (_CHANGED) in the same statement: the candidates are never written to a table.
+_REDUCE_CHANGED_PG = """
+CREATE TEMP TABLE rev_changed AS
+SELECT c.card, c.status, c.reason, c.at, s.id AS existing FROM (
+  SELECT DISTINCT ON (card COLLATE "C") card, status, reason, at FROM rev_stage
+  ORDER BY card COLLATE "C",
+           CASE WHEN status = 'revoked' THEN 0 ELSE 1 END,
+           CASE WHEN status = 'revoked' THEN at END ASC,
+           at DESC, line DESC
+) c
+LEFT JOIN revocation_cardstatus s ON s.card_id = c.card
+WHERE s.id IS NULL OR (s.status <> 'revoked' AND (c.status = 'revoked' OR c.at > s.effective_at))
 """
 # Merge with the current status: a revoked card never changes; otherwise a revocation, or an
 # event later than the current one, wins; an older event (out of order) is ignored. `existing`
@@ -315,8 +320,11 @@ def _stage_and_apply(
 
         cursor.execute("DROP TABLE IF EXISTS rev_cand")
         cursor.execute("DROP TABLE IF EXISTS rev_changed")
-        timed("reduce", _REDUCE_PG if postgresql else _REDUCE.format(collate=collate))
-        timed("changed", _CHANGED)
+        if postgresql:
+            timed("reduce_changed", _REDUCE_CHANGED_PG)
+        else:
+            timed("reduce", _REDUCE.format(collate=collate))
+            timed("changed", _CHANGED)
         if postgresql:
             timed("analyze", "ANALYZE rev_changed")  # true sizes for the joins that follow
         cursor.execute("SELECT COUNT(*) FROM rev_changed")
@@ -331,7 +339,7 @@ def _stage_and_apply(
             timed("entries", _entries_sql(False), [feed.pk])
             entries_created = cursor.rowcount
         for table in ("rev_changed", "rev_cand", "rev_stage"):
-            cursor.execute(f"DROP TABLE {table}")
+            cursor.execute(f"DROP TABLE IF EXISTS {table}")
     log.info(
         "revocation feed %s applied: %s",
         header.feed,
