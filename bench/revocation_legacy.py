@@ -265,7 +265,7 @@ def legacy_delta_view():  # noqa: ANN201
     from cardap.models import Provider, ProviderAPIKey
     from operators.audit import client_ip
     from operators.policy import Principal, PrincipalPermission
-    from revocation import api, selectors, services
+    from revocation import api, selectors
 
     class LegacyAuthentication(authentication.BaseAuthentication):
         def authenticate(self, request):  # noqa: ANN001, ANN202
@@ -319,12 +319,12 @@ def legacy_delta_view():  # noqa: ANN201
             scope = legacy_scope_for(client.provider)
             etag = legacy_delta_etag(provider=client.provider, scope=scope, after=after, limit=limit)
             if etag in {t.strip() for t in request.headers.get("If-None-Match", "").split(",")}:
-                services.record_pull(provider=client.provider, key=client.key, kind="delta", last_seq=after)
+                legacy_record_pull(provider=client.provider, key=client.key, kind="delta", last_seq=after)
                 return _legacy_cache_headers(api.HttpResponse(status=304), etag)
             entries, has_more = entries_after(scope=scope, after=after, limit=limit)
             cursor = entries[-1]["seq"] if entries else after
             feed = selectors.last_applied_feed()
-            services.record_pull(provider=client.provider, key=client.key, kind="delta", last_seq=cursor)
+            legacy_record_pull(provider=client.provider, key=client.key, kind="delta", last_seq=cursor)
             body = {
                 "entries": entries,
                 "cursor": cursor,
@@ -335,6 +335,20 @@ def legacy_delta_view():  # noqa: ANN201
             return _legacy_cache_headers(Response(body), etag)
 
     return LegacyDeltaView.as_view()
+
+
+def legacy_record_pull(*, provider, key, kind, last_seq):  # noqa: ANN001, ANN201
+    """The previous services.record_pull: one UPDATE whose commit waits for the WAL flush (the
+    row exists: the benchmark's first pull made it)."""
+    from django.db import connection
+    from django.utils import timezone
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE revocation_providerpull SET pulls = pulls + 1, pulled_at = %s, kind = %s, "
+            "last_seq = %s, key_prefix = %s WHERE provider_id = %s",
+            [timezone.now(), kind, last_seq, key.prefix, provider.pk],
+        )
 
 
 def legacy_delta_etag(*, provider, scope, after, limit):  # noqa: ANN001, ANN201
