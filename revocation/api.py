@@ -102,9 +102,6 @@ class _ProviderAPIView(ProviderFeedView):
         return f"private, max-age={cache_seconds()}, must-revalidate"
 
 
-_ERRORS = ERRORS
-
-
 class DeltaView(_ProviderAPIView):
     @extend_schema(
         operation_id="revocations_delta",
@@ -114,7 +111,7 @@ class DeltaView(_ProviderAPIView):
             DeltaQuerySerializer,
             IF_NONE_MATCH,
         ],
-        responses={200: DeltaPageSerializer, 304: OpenApiResponse(description="Not modified"), **_ERRORS},
+        responses={200: DeltaPageSerializer, 304: OpenApiResponse(description="Not modified"), **ERRORS},
     )
     def get(self, request: Request) -> HttpResponseBase:
         after, limit = self.cursor(request)
@@ -221,7 +218,7 @@ class SnapshotView(_ProviderAPIView):
             "With If-None-Match (the manifest's etag) the answer is 304 while the content is unchanged."
         ),
         parameters=[OpenApiParameter("If-None-Match", str, OpenApiParameter.HEADER)],
-        responses={200: SnapshotSerializer, 304: OpenApiResponse(description="Not modified"), **_ERRORS},
+        responses={200: SnapshotSerializer, 304: OpenApiResponse(description="Not modified"), **ERRORS},
     )
     def get(self, request: Request) -> HttpResponseBase:
         client = self.client(request)
@@ -249,7 +246,7 @@ class SnapshotSignatureView(_ProviderAPIView):
             "naming the format, provider, the snapshot body's SHA-256 and size, and its etag). "
             "A snapshot body whose SHA-256 differs was of another state: fetch both again."
         ),
-        responses={200: SnapshotSignatureSerializer, **_ERRORS},
+        responses={200: SnapshotSignatureSerializer, **ERRORS},
     )
     def get(self, request: Request) -> HttpResponseBase:
         client = self.client(request)
