@@ -11,10 +11,12 @@ provider's scope, so a 304 never reads the big tables and can never be stale.
 from __future__ import annotations
 
 import hashlib
+import secrets
 import time
 from typing import Any, ClassVar, NoReturn
 
 from django.conf import settings
+from django.core.cache.backends.redis import RedisCacheClient
 from django.http import HttpResponse, HttpResponseBase
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
@@ -53,9 +55,30 @@ ERRORS = {
 }
 
 
+# The key's requests within the period, kept as a sorted set in Redis and checked and recorded
+# in one atomic step: drop those older than the period, count, add this one if under the limit,
+# else answer how long until the oldest leaves the period (ms).
+_SLIDING_WINDOW_LUA = """
+local now, period, limit = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - period)
+if redis.call('ZCARD', KEYS[1]) < limit then
+  redis.call('ZADD', KEYS[1], now, ARGV[4])
+  redis.call('PEXPIRE', KEYS[1], period)
+  return -1
+end
+local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+return math.max(0, tonumber(oldest[2]) + period - now)
+"""
+
+
 class PerAPIKeyThrottle(throttling.SimpleRateThrottle):
-    """One bucket per API key and feed (the view's ``bucket``), kept in the cache (Redis in
-    production); the rate is REVOCATION_API_RATE for every feed."""
+    """One bucket per API key and feed (the view's ``bucket``); the rate is REVOCATION_API_RATE
+    for every feed, over a sliding period (the key's requests of the last minute, say).
+
+    With Redis (production) the check and the count are one atomic script: DRF's own way reads
+    the key's history and writes it back, so requests of one key arriving together (several
+    workers, or threads) overwrote each other's count and passed the limit. Other caches (the
+    single-process development server) keep DRF's way."""
 
     scope = "provider_feeds"
 
@@ -67,6 +90,34 @@ class PerAPIKeyThrottle(throttling.SimpleRateThrottle):
         if not isinstance(user, ProviderClient):
             return None
         return f"throttle_{view.bucket}_{user.key.prefix}"
+
+    def allow_request(self, request: Request, view: Any) -> bool:
+        backend = getattr(self.cache, "_cache", None)
+        if not isinstance(backend, RedisCacheClient) or self.rate is None:
+            return super().allow_request(request, view)
+        key = self.get_cache_key(request, view)
+        if key is None:
+            return True
+        limit, period = self.parse_rate(self.rate)
+        assert limit is not None and period is not None
+        now_ms, period_ms = int(self.timer() * 1000), int(period * 1000)
+        client = backend.get_client(key, write=True)
+        wait_ms = client.eval(
+            _SLIDING_WINDOW_LUA,
+            1,
+            self.cache.make_and_validate_key(key),
+            now_ms,
+            period_ms,
+            limit,
+            f"{now_ms}-{secrets.token_hex(6)}",
+        )
+        self._wait = None if wait_ms < 0 else wait_ms / 1000
+        return wait_ms < 0
+
+    def wait(self) -> float | None:
+        if hasattr(self, "_wait"):
+            return self._wait
+        return super().wait()
 
 
 def strong_etag(*parts: object) -> str:

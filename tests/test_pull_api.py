@@ -52,3 +52,45 @@ def test_not_modified_reads_lists_and_star():
     for header, expected in ((etag, True), (f'"x", {etag}', True), ("*", True), ('"x"', False), ("", False)):
         request = Request(RequestFactory().get("/", HTTP_IF_NONE_MATCH=header))
         assert not_modified(request, etag) is expected
+
+
+def test_the_rate_limit_holds_under_concurrent_requests(settings):
+    """Requests of one key arriving together (several workers or threads) are all counted: the
+    limit is one atomic count in the cache, not a read of the key's history then a write of it
+    (which let concurrent requests overwrite each other's count and pass the limit)."""
+    import threading
+    from dataclasses import dataclass
+
+    from django.core.cache import cache
+
+    from cardap.apikeys import ProviderClient
+    from cardap.pull_api import PerAPIKeyThrottle
+
+    settings.REVOCATION_API_RATE = "5/min"
+
+    @dataclass
+    class Key:
+        prefix: str = "c0ncurr1"
+
+    class View:
+        bucket = "test"
+
+    user = ProviderClient(provider=None, key=Key())  # type: ignore[arg-type]
+    cache.clear()
+    allowed: list[bool] = []
+    start = threading.Barrier(20)
+
+    def one() -> None:
+        request = Request(RequestFactory().get("/"))
+        request.user = user
+        start.wait()
+        allowed.append(PerAPIKeyThrottle().allow_request(request, View()))
+
+    for _round in range(3):  # three bursts of 20 within the same minute
+        threads = [threading.Thread(target=one) for _ in range(20)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    cache.clear()
+    assert len(allowed) == 60 and allowed.count(True) == 5
