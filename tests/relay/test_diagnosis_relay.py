@@ -164,7 +164,9 @@ def test_no_card_in_the_reader_by_the_agents_report(world, diagnosing, relay_ser
     diag = diagnose(world, diagnosing)
     assert diag.fault_class == FaultClass.NO_CARD.value and diag.conversation is None
     steps = {s["step"]: s["status"] for s in diag.result["steps"]}
-    assert steps["reader"] == "passed" and steps["card"] == "failed" and steps["card_manager"] == "not_reached"
+    assert (
+        steps["reader"] == "passed" and steps["card"] == "failed" and steps["card_manager"] == "not_reached"
+    )
     check_page(world, diag, FaultClass.NO_CARD)
 
 
