@@ -162,7 +162,7 @@ def diagnose_job_log(
                 "command": str(entry.get("command", "")),
                 "sw": sw.upper(),
                 "finding": str(entry.get("code", "")),
-                "detail": {"label": str(entry.get("label", ""))},
+                "detail": {"label": str(entry.get("label") or entry.get("step", ""))},
             }
         )
     if error_code and not any(s["status"] == FAILED for s in steps):
