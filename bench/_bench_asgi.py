@@ -7,13 +7,18 @@ counts, in memory:
   how long the lock is then held (from acquiring it to the commit that releases it);
 - time inside ``operators.audit.record`` (wall).
 
-``SIGUSR1`` makes a worker write its counters to ``$BENCH_STATS_DIR/<pid>.json``."""
+``SIGUSR1`` makes a worker write its counters to ``$BENCH_STATS_DIR/<pid>.json``. With
+``BENCH_PROFILE=1`` every request's synchronous part (middleware and view) and the poll's database
+looks run under cProfile (one profiler per thread); ``SIGUSR2`` writes the merged profile to
+``$BENCH_STATS_DIR/<pid>.prof``."""
 
 from __future__ import annotations
 
+import cProfile
 import json
 import os
 import signal
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -79,6 +84,52 @@ def _wrap_record() -> None:
             module.record = record  # type: ignore[attr-defined]
 
 
+_profiles: list[Any] = []
+_local = threading.local()
+
+
+def _profiled(fn: Any) -> Any:
+    """Run ``fn`` under this thread's cProfile profiler (BENCH_PROFILE=1)."""
+
+    def inner(*args: Any, **kwargs: Any) -> Any:
+        pr = getattr(_local, "profile", None)
+        if pr is None:
+            pr = _local.profile = cProfile.Profile(time.thread_time)
+            _profiles.append(pr)
+        if getattr(_local, "depth", 0):
+            return fn(*args, **kwargs)
+        _local.depth = 1
+        pr.enable()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            pr.disable()
+            _local.depth = 0
+
+    return inner
+
+
+def _install_profiles() -> None:
+    from django.core.handlers.base import BaseHandler
+
+    from loading import relay
+
+    BaseHandler._get_response = _profiled(BaseHandler._get_response)  # type: ignore[method-assign]
+    relay._look = _profiled(relay._look)  # type: ignore[assignment]
+    relay._authenticate = _profiled(relay._authenticate)  # type: ignore[assignment]
+
+
+def _dump_profile(signum: int, frame: Any) -> None:
+    import pstats
+
+    stats = None
+    for pr in _profiles:
+        pr.create_stats()
+        stats = pstats.Stats(pr) if stats is None else stats.add(pr)
+    if stats is not None:
+        stats.dump_stats(Path(os.environ["BENCH_STATS_DIR"]) / f"{os.getpid()}.prof")
+
+
 def _dump(signum: int, frame: Any) -> None:
     out = Path(os.environ["BENCH_STATS_DIR"]) / f"{os.getpid()}.json"
     tmp = out.with_suffix(".tmp")
@@ -92,3 +143,6 @@ if os.environ.get("BENCH_STATS_DIR"):
     connection_created.connect(_install, weak=False)
     _wrap_record()
     signal.signal(signal.SIGUSR1, _dump)
+    if os.environ.get("BENCH_PROFILE"):
+        _install_profiles()
+        signal.signal(signal.SIGUSR2, _dump_profile)

@@ -27,18 +27,20 @@ Measured over the run (from the first job to the last one ending):
   for its CIN, and ``manage.py verify_audit`` passes.
 
 A throw-away database ``<DATABASE_URL's db>_bench_scale`` is created and dropped. Bounded by
-``--seconds`` (no job starts after it) and ``--max-loads``. ``--profile DIR``: py-spy samples
-the first uvicorn worker over the run and writes DIR/uvicorn.txt (collapsed stacks) and a
-summary of the hottest functions.
+``--seconds`` (no job starts after it) and ``--max-loads``. ``--profile DIR``: cProfile in the
+uvicorn workers (every request's synchronous part, the poll's database looks) and around the
+operator side's job starts: DIR/servers.prof, DIR/operator.prof and a summary printed (profiling
+slows the run: take the figures from a run without it).
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import cProfile
 import json
 import os
-import shutil
+import pstats
 import signal
 import statistics
 import subprocess
@@ -249,10 +251,12 @@ def run(args: argparse.Namespace) -> None:  # noqa: C901, PLR0915
     operator = w.city_operator
     stats_dir = Path(tempfile.mkdtemp(prefix="cardap-bench-stats-"))
     env = server_env(stats_dir)
+    if args.profile:
+        env["BENCH_PROFILE"] = "1"
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     logs = Path(tempfile.mkdtemp(prefix="cardap-bench-logs-"))
-    server = celery = agents = spy = None
+    server = celery = agents = None
     try:
         server = subprocess.Popen(  # noqa: S603
             [
@@ -309,19 +313,9 @@ def run(args: argparse.Namespace) -> None:  # noqa: C901, PLR0915
         cpu0 = {k: sum(cpu(p) for p in v) for k, v in procs.items()}
         redis0 = sum(cpu(p) for p in pids_named("redis-server"))
         pg_whole0 = pg.whole()
-        stats0 = server_stats(
-            workers if args.workers == 1 else [p for p in workers if p != server.pid], stats_dir
-        )
-        if args.profile:
-            Path(args.profile).mkdir(parents=True, exist_ok=True)
-            spy = subprocess.Popen(  # noqa: S603
-                [
-                    shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy"), "record",
-                    "--pid", str(workers[-1]), "--rate", "200", "--format", "raw", "--threads", "--idle",
-                    "--output", str(Path(args.profile) / "uvicorn.txt"), "--nonblocking",
-                ],
-                stdout=subprocess.DEVNULL, stderr=(logs / "py-spy.log").open("wb"),
-            )  # fmt: skip
+        serving = workers if args.workers == 1 else [p for p in workers if p != server.pid]
+        stats0 = server_stats(serving, stats_dir)
+        operator_profile = cProfile.Profile(time.thread_time) if args.profile else None
 
         # The loop: each terminal goes read → load → read → delete → read → ...
         phase = dict.fromkeys(by_id, 0)
@@ -336,6 +330,15 @@ def run(args: argparse.Namespace) -> None:  # noqa: C901, PLR0915
         next_sample = 0.0
 
         def start(tid: int) -> None:
+            if operator_profile is not None:
+                operator_profile.enable()
+            try:
+                start_job(tid)
+            finally:
+                if operator_profile is not None:
+                    operator_profile.disable()
+
+        def start_job(tid: int) -> None:
             terminal, kind = by_id[tid], PHASES[phase[tid] % 4]
             key = f"b{next(counter)}"
             if kind == "read":
@@ -384,16 +387,13 @@ def run(args: argparse.Namespace) -> None:  # noqa: C901, PLR0915
                 errors.append(f"{len(active)} jobs still active 120 s after the end")
                 break
         wall = time.perf_counter() - t0
-        if spy is not None:
-            spy.send_signal(signal.SIGINT)
-            spy.wait(60)
+        if args.profile:
+            save_profiles(Path(args.profile), serving, stats_dir, operator_profile)
         pg.sample()
         used = {k: sum(cpu(p) for p in v) - cpu0[k] for k, v in procs.items()}
         redis_cpu = sum(cpu(p) for p in pids_named("redis-server")) - redis0
         pg_whole = pg.whole() - pg_whole0
-        stats1 = server_stats(
-            workers if args.workers == 1 else [p for p in workers if p != server.pid], stats_dir
-        )
+        stats1 = server_stats(serving, stats_dir)
         st = {k: stats1.get(k, 0) - stats0.get(k, 0) for k in stats1}
         load_avg = os.getloadavg()
 
@@ -423,9 +423,13 @@ def run(args: argparse.Namespace) -> None:  # noqa: C901, PLR0915
             for kind in (Job.Kind.LOAD, Job.Kind.DELETE, Job.Kind.READ)
         }
         entries = AuditEntry.objects.count()
+        first = Job.objects.order_by("created_at").values_list("created_at", flat=True).first()
+        timeline: dict[int, list[int]] = {}
+        for created, finished in Job.objects.values_list("created_at", "finished_at"):
+            timeline.setdefault(int((created - first).total_seconds() // 5), [0, 0])[0] += 1
+            if finished is not None:
+                timeline.setdefault(int((finished - first).total_seconds() // 5), [0, 0])[1] += 1
     finally:
-        if spy is not None and spy.poll() is None:
-            spy.kill()
         if agents is not None and agents.poll() is None:
             stop(agents, signal.SIGKILL)
         stop(celery)
@@ -476,32 +480,47 @@ def run(args: argparse.Namespace) -> None:  # noqa: C901, PLR0915
     print(f"audit entries in all {entries}")
     print(f"cards disagreeing with the database: {len(disagree)} {disagree[:2]}")
     print(f"verify_audit: exit {audit.returncode}: {(audit.stdout + audit.stderr).strip()[:200]}")
+    print("jobs started/ended per 5 s: " + " ".join(f"{a}/{b}" for _, (a, b) in sorted(timeline.items())))
     if args.profile:
-        summarise(Path(args.profile) / "uvicorn.txt")
+        summarise(Path(args.profile) / "servers.prof")
+        summarise(Path(args.profile) / "operator.prof", top=15)
     print(f"logs: {logs}")
 
 
-def summarise(path: Path, top: int = 25) -> None:
-    """Self and inclusive time of the hottest functions in py-spy's collapsed stacks."""
+def save_profiles(out: Path, pids: list[int], stats_dir: Path, operator: cProfile.Profile | None) -> None:
+    """The servers' merged cProfile (bench/_bench_asgi.py) and the operator side's, in ``out``."""
+    out.mkdir(parents=True, exist_ok=True)
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGUSR2)
+    end = time.monotonic() + 30
+    while time.monotonic() < end and len(list(stats_dir.glob("*.prof"))) < len(pids):
+        time.sleep(0.1)
+    time.sleep(0.5)
+    merged = None
+    for f in stats_dir.glob("*.prof"):
+        merged = pstats.Stats(str(f)) if merged is None else merged.add(str(f))
+    if merged is not None:
+        merged.dump_stats(out / "servers.prof")
+    if operator is not None:
+        operator.dump_stats(out / "operator.prof")
+
+
+def summarise(path: Path, top: int = 30) -> None:
+    """The hottest functions of a profile, by own time and with what they call."""
     if not path.exists():
-        print("no profile written")
+        print(f"no profile {path}")
         return
-    own: dict[str, int] = {}
-    incl: dict[str, int] = {}
-    total = 0
-    for line in path.read_text().splitlines():
-        stack, _, n = line.rpartition(" ")
-        if not n.isdigit():
-            continue
-        frames = stack.split(";")
-        count = int(n)
-        total += count
-        own[frames[-1]] = own.get(frames[-1], 0) + count
-        for f in set(frames):
-            incl[f] = incl.get(f, 0) + count
-    print(f"profile of one uvicorn worker: {total} samples")
-    for name, n in sorted(incl.items(), key=lambda x: -x[1])[:top]:
-        print(f"  incl {n / total * 100:5.1f} %  self {own.get(name, 0) / total * 100:5.1f} %  {name[:150]}")
+    stats = pstats.Stats(str(path))
+    total = stats.total_tt  # type: ignore[attr-defined]
+    print(f"profile {path}: {total:.1f} s of profiled time")
+    rows = stats.stats  # type: ignore[attr-defined]
+    for key in ("cumulative", "own"):
+        i = 3 if key == "cumulative" else 2
+        print(f"  by {key} time:")
+        for (file, line, name), v in sorted(rows.items(), key=lambda kv: -kv[1][i])[:top]:
+            short = file.split("site-packages/")[-1].replace(str(ROOT) + "/", "")
+            print(f"    {v[i] / total * 100:5.1f} %  {v[1]:7d} calls  {short}:{line} {name}")
 
 
 def main() -> None:
