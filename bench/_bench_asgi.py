@@ -14,7 +14,9 @@ looks run under cProfile (one profiler per thread); ``SIGUSR2`` writes the merge
 
 from __future__ import annotations
 
+import asyncio
 import cProfile
+import functools
 import json
 import os
 import signal
@@ -91,6 +93,7 @@ _local = threading.local()
 def _profiled(fn: Any) -> Any:
     """Run ``fn`` under this thread's cProfile profiler (BENCH_PROFILE=1)."""
 
+    @functools.wraps(fn)  # keeps csrf_exempt and the like
     def inner(*args: Any, **kwargs: Any) -> Any:
         pr = getattr(_local, "profile", None)
         if pr is None:
@@ -111,10 +114,20 @@ def _profiled(fn: Any) -> Any:
 
 def _install_profiles() -> None:
     from django.core.handlers.base import BaseHandler
+    from django.urls import URLPattern, URLResolver, get_resolver
 
     from loading import relay
 
     BaseHandler._get_response = _profiled(BaseHandler._get_response)  # type: ignore[method-assign]
+
+    def walk(patterns: list[Any]) -> None:  # sync views (the relay's step) under ASGI
+        for p in patterns:
+            if isinstance(p, URLResolver):
+                walk(p.url_patterns)
+            elif isinstance(p, URLPattern) and not asyncio.iscoroutinefunction(p.callback):
+                p.callback = _profiled(p.callback)
+
+    walk(get_resolver().url_patterns)
     relay._look = _profiled(relay._look)  # type: ignore[assignment]
     relay._authenticate = _profiled(relay._authenticate)  # type: ignore[assignment]
 
