@@ -276,11 +276,16 @@ def run(args: argparse.Namespace) -> None:  # noqa: C901, PLR0915
             stdout=(logs / "celery.log").open("wb"), stderr=subprocess.STDOUT,
         )  # fmt: skip
         wait_http(url, server)
-        time.sleep(1.0 if args.workers > 1 else 0.2)  # every worker up
-        workers = [server.pid] if args.workers == 1 else descendants(server.pid)
-        workers = [
-            p for p in workers if "uvicorn" in Path(f"/proc/{p}/cmdline").read_text() or p == server.pid
+        time.sleep(3.0 if args.workers > 1 else 0.2)  # every worker up
+        # With --workers > 1: the supervisor (counted: it is part of the server) and its spawned
+        # workers (not multiprocessing's resource tracker).
+        workers = [server.pid] + [
+            p
+            for p in (descendants(server.pid) if args.workers > 1 else [])
+            if "spawn_main" in Path(f"/proc/{p}/cmdline").read_text()
         ]
+        if len(workers) != args.workers + (args.workers > 1):
+            raise RuntimeError(f"found the uvicorn processes {workers}, not {args.workers} workers")
         agents = subprocess.Popen(  # noqa: S603
             [sys.executable, str(ROOT / "bench" / "_bench_agents.py")],
             cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
