@@ -321,6 +321,12 @@ def run(args: argparse.Namespace) -> None:  # noqa: C901, PLR0915
         serving = workers if args.workers == 1 else [p for p in workers if p != server.pid]
         stats0 = server_stats(serving, stats_dir)
         operator_profile = cProfile.Profile(time.thread_time) if args.profile else None
+        # The operator side's statements and audit appends, counted as in the servers.
+        import _bench_asgi
+
+        connection.ensure_connection()
+        connection.execute_wrappers.append(_bench_asgi._count)
+        ours0 = dict(_bench_asgi._stats)
 
         # The loop: each terminal goes read → load → read → delete → read → ...
         phase = dict.fromkeys(by_id, 0)
@@ -400,6 +406,8 @@ def run(args: argparse.Namespace) -> None:  # noqa: C901, PLR0915
         pg_whole = pg.whole() - pg_whole0
         stats1 = server_stats(serving, stats_dir)
         st = {k: stats1.get(k, 0) - stats0.get(k, 0) for k in stats1}
+        connection.execute_wrappers.remove(_bench_asgi._count)
+        op = {k: v - ours0[k] for k, v in _bench_asgi._stats.items()}
         load_avg = os.getloadavg()
 
         # Stop the agents; their cards against the database.
@@ -481,6 +489,16 @@ def run(args: argparse.Namespace) -> None:  # noqa: C901, PLR0915
         f"{st.get('audit_lock_wait', 0) / ops * 1000:.1f} ms, lock held (serial) "
         f"{st.get('audit_lock_hold', 0) / ops * 1000:.1f} ms"
         f" => at most {ops / max(st.get('audit_lock_hold', 0), 1e-9):.0f} card operations/s through the chain"
+    )
+    print(
+        f"operator side: {op['queries'] / max(jobs, 1):.1f} queries per job started; audit lock held "
+        f"{op['audit_lock_hold'] / ops * 1000:.1f} ms, waited {op['audit_lock_wait'] / ops * 1000:.1f} ms "
+        f"per card operation ({op['audit_locks'] / ops:.1f} appends)"
+    )
+    hold = st.get("audit_lock_hold", 0) + op["audit_lock_hold"]
+    print(
+        f"audit chain in all: lock held {hold / ops * 1000:.1f} ms per card operation => at most "
+        f"{ops / max(hold, 1e-9) / 2:.0f} loads/s (with their deletes) through the chain"
     )
     print(f"audit entries in all {entries}")
     print(f"cards disagreeing with the database: {len(disagree)} {disagree[:2]}")
