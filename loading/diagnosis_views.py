@@ -33,7 +33,7 @@ class StartForm(forms.Form):
         self.fields["terminal"].queryset = terminals  # type: ignore[attr-defined]
 
 
-@guard()  # any signed-in operator; the 障害診断 scope is checked by the service
+@guard(*policy.OPERATING_ROLES)  # the 障害診断 scope itself is checked by the service
 def start(request: HttpRequest) -> HttpResponse:
     user = request.user
     form = StartForm(request.POST or None, provider_id=getattr(user, "provider_id", None))

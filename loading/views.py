@@ -9,10 +9,11 @@ from typing import Any
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
@@ -53,14 +54,9 @@ def _refused(request: HttpRequest, exc: JobRefused, terminal: Terminal) -> HttpR
 
 
 @require_GET
+@policy.guard(*policy.OPERATING_ROLES, message=gettext_lazy("この役割ではカードの操作はできません。"))
 def terminal_list(request: HttpRequest) -> HttpResponse:
     terminals = sel.operating_terminals(request.user)
-    if not terminals.exists() and getattr(request.user, "role", "") not in (
-        "operator",
-        "terminal_admin",
-        "provider_admin",
-    ):
-        raise policy.deny(request, _("この役割ではカードの操作はできません。"), reason="role")
     return render(request, "loading/terminal_list.html", {"terminals": terminals})
 
 
@@ -290,15 +286,8 @@ def _history(request: HttpRequest) -> tuple[JobHistoryFilter, Any]:
 
 
 @require_GET
+@policy.guard(provider=False)  # every role; _history keeps each to its own jobs
 def job_list(request: HttpRequest) -> HttpResponse:
-    if getattr(request.user, "role", "") not in (
-        "jlis_staff",
-        "auditor",
-        "provider_admin",
-        "terminal_admin",
-        "operator",
-    ):
-        raise policy.deny(request, reason="role")
     form, qs = _history(request)
     return render(
         request, "loading/job_list.html", {"form": form, "jobs": qs[:200], "query": request.GET.urlencode()}
@@ -306,6 +295,7 @@ def job_list(request: HttpRequest) -> HttpResponse:
 
 
 @require_GET
+@policy.guard(provider=False)
 def job_csv(request: HttpRequest) -> StreamingHttpResponse:
     _form, qs = _history(request)
     rows = [[_("開始日時"), _("端末"), _("操作者"), _("種別"), _("状態"), _("カードAP"), _("エラー")]]
@@ -335,7 +325,7 @@ def diagnose(request: HttpRequest, pk: str) -> HttpResponse:
     if job.state not in (Job.State.FAILED, Job.State.INTERRUPTED) or job.provider_id != getattr(
         request.user, "provider_id", None
     ):
-        raise Http404
+        raise policy.not_found(request, reason="not_diagnosable", job=str(job.pk))
     try:
         diag = diagnosis.diagnose_job_log(
             operator=_operator(request),

@@ -19,6 +19,7 @@ May this principal ... (predicates: True/False, no side effect)
                                    system-wide auditor any, for reading
     can_manage_provider(p, id)     J-LIS staff, or that provider's administrator
     can_read_audit(p), can_read_roster(p)
+    may_open(request, url_name)    the guard of that page admits the caller (menus, home tiles)
     has_recent_code(request)       a one-time code entered within settings.REAUTH_SECONDS
     has_scope(operator, operation=, terminal=, card_ap=)
 
@@ -92,6 +93,10 @@ R = Operator.Role
 # Roles that may run card operations at all (within their scope). J-LIS staff administer the
 # system and auditors only read: neither operates on citizens' cards.
 OPERATING_ROLES = frozenset({R.OPERATOR, R.TERMINAL_ADMIN, R.PROVIDER_ADMIN})
+# Who reads what beside their own work: the audit log is for J-LIS staff and auditors; the roster
+# of authorised people for everyone who answers for people or terminals, and auditors.
+AUDIT_ROLES = (R.JLIS_STAFF, R.AUDITOR)
+ROSTER_ROLES = (R.JLIS_STAFF, R.PROVIDER_ADMIN, R.TERMINAL_ADMIN, R.AUDITOR)
 REAUTH_AT = "operators.reauth_at"  # session key: time.time() of the last code entered
 
 View = TypeVar("View", bound=Callable[..., Any])
@@ -209,11 +214,11 @@ def can_manage_provider(subject: Any, provider_id: int | None) -> bool:
 
 
 def can_read_audit(subject: Any) -> bool:
-    return has_role(subject, R.JLIS_STAFF, R.AUDITOR)
+    return has_role(subject, *AUDIT_ROLES)
 
 
 def can_read_roster(subject: Any) -> bool:
-    return has_role(subject, R.JLIS_STAFF, R.PROVIDER_ADMIN, R.TERMINAL_ADMIN, R.AUDITOR)
+    return has_role(subject, *ROSTER_ROLES)
 
 
 def has_recent_code(request: HttpRequest) -> bool:
@@ -437,30 +442,42 @@ def reauth_redirect(request: HttpRequest) -> HttpResponse:
 
 
 def check_request(
-    request: HttpRequest, *, roles: tuple[str, ...] = (), provider: bool = True
+    request: HttpRequest, *, roles: tuple[str, ...] = (), provider: bool = True, message: Any = ""
 ) -> Principal:
     """The request's principal if it holds one of `roles` (any role when empty) and, with
     `provider`, belongs to a provider (J-LIS staff pass `provider` checks); else audited 403."""
     p = principal_of(request)
-    if p.kind != Principal.OPERATOR or (roles and p.role not in roles):
-        raise deny(request, reason="role", role=p.role)
-    if provider and p.provider_id is None and not is_jlis(p):
-        raise deny(request, reason="no_provider", role=p.role)
+    refusal = _refusal_reason(p, roles, provider)
+    if refusal:
+        raise deny(request, str(message), reason=refusal, role=p.role)
     return p
 
 
-def guard(*roles: str, provider: bool = True, reauth: bool = False) -> Callable[[View], View]:
+def _refusal_reason(p: Principal, roles: tuple[str, ...], provider: bool) -> str:
+    if p.kind != Principal.OPERATOR or (roles and p.role not in roles):
+        return "role"
+    if provider and p.provider_id is None and not is_jlis(p):
+        return "no_provider"
+    return ""
+
+
+def guard(
+    *roles: str, provider: bool = True, reauth: bool = False, message: Any = ""
+) -> Callable[[View], View]:
     """Function views: a signed-in, verified operator of one of `roles` (middleware has already
-    required sign-in and the second factor); `reauth` asks for a recent code."""
+    required sign-in and the second factor); `reauth` asks for a recent code; `message` (lazy)
+    is what a refused caller reads."""
 
     def decorator(view: View) -> View:
         @functools.wraps(view)
         def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
-            check_request(request, roles=roles, provider=provider)
+            check_request(request, roles=roles, provider=provider, message=message)
             if reauth and not has_recent_code(request):
                 return reauth_redirect(request)
             return view(request, *args, **kwargs)
 
+        wrapped.policy_roles = roles  # type: ignore[attr-defined]  # read by may_open
+        wrapped.policy_provider = provider  # type: ignore[attr-defined]
         return wrapped  # type: ignore[return-value]
 
     return decorator
@@ -490,6 +507,27 @@ class GuardMixin:
         if self.reauth and not has_recent_code(request):
             return reauth_redirect(request)
         return super().dispatch(request, *args, **kwargs)  # type: ignore[misc]
+
+
+def may_open(request: HttpRequest, url_name: str) -> bool:
+    """Whether the caller would be let into the page `url_name` (no arguments): the guard the view
+    declares, read off the view itself, so menus and home tiles can never offer a page its guard
+    refuses, nor hide one it admits. The admin asks its own site; a view without a guard is
+    reported rather than guessed."""
+    from django.contrib import admin
+    from django.urls import resolve
+
+    if url_name.startswith("admin:"):
+        return bool(admin.site.has_permission(request))
+    func: Any = resolve(reverse(url_name)).func
+    view_class = getattr(func, "view_class", None)
+    if view_class is not None and issubclass(view_class, GuardMixin):
+        roles, provider = view_class.roles, view_class.provider
+    elif hasattr(func, "policy_roles"):
+        roles, provider = func.policy_roles, func.policy_provider
+    else:
+        raise LookupError(f"{url_name}: the view declares no guard")
+    return not _refusal_reason(principal_of(request), roles, provider)
 
 
 try:  # DRF is a dependency of the project; kept optional here so the policy imports without it

@@ -18,6 +18,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, Strea
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
@@ -204,9 +205,12 @@ def terminal_credential(request: HttpRequest, pk: int) -> HttpResponse:
 # --- roster (名簿, R2.3) -----------------------------------------------------------------------
 
 
+ROSTER_GUARD = guard(
+    *policy.ROSTER_ROLES, provider=False, message=gettext_lazy("名簿を閲覧する権限がありません。")
+)
+
+
 def _roster_provider(request: HttpRequest) -> Any:
-    if not policy.can_read_roster(request):
-        raise policy.deny(request, _("名簿を閲覧する権限がありません。"), reason="role")
     visible = selectors.providers_for(request.user)
     wanted = request.GET.get("provider")
     if wanted:
@@ -226,6 +230,7 @@ def _roster_provider(request: HttpRequest) -> Any:
     return first
 
 
+@ROSTER_GUARD
 @never_cache  # personal data: Cache-Control no-store
 def roster(request: HttpRequest) -> HttpResponse:
     provider = _roster_provider(request)
@@ -282,6 +287,7 @@ def _csv_response(rows: Iterable[list[str]], filename: str, encoding: str) -> St
     return response
 
 
+@ROSTER_GUARD
 @never_cache  # personal data: Cache-Control no-store
 def roster_csv(request: HttpRequest) -> StreamingHttpResponse:
     provider = _roster_provider(request)
@@ -322,14 +328,18 @@ def roster_csv(request: HttpRequest) -> StreamingHttpResponse:
 # --- audit log ---------------------------------------------------------------------------------
 
 
+AUDIT_GUARD = guard(
+    *policy.AUDIT_ROLES, provider=False, message=gettext_lazy("監査ログを閲覧する権限がありません。")
+)
+
+
 def _audit_query(request: HttpRequest) -> tuple[AuditSearchForm, Any]:
-    if not policy.can_read_audit(request):
-        raise policy.deny(request, _("監査ログを閲覧する権限がありません。"), reason="role")
     form = AuditSearchForm(request.GET or None)
     filters = form.cleaned_data if form.is_valid() else {}
     return form, selectors.audit_entries_for(request.user, **filters)
 
 
+@AUDIT_GUARD
 @never_cache  # personal data: Cache-Control no-store
 def audit_log(request: HttpRequest) -> HttpResponse:
     form, entries = _audit_query(request)
@@ -365,6 +375,7 @@ def _audit_rows(entries: Any) -> Iterator[list[str]]:
         ]
 
 
+@AUDIT_GUARD
 @never_cache  # personal data: Cache-Control no-store
 def audit_csv(request: HttpRequest) -> HttpResponse | StreamingHttpResponse:
     form, entries = _audit_query(request)

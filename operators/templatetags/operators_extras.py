@@ -60,3 +60,11 @@ def detail_items(value: Any) -> list[tuple[str, str]]:
 
     walk("", value)
     return pairs
+
+
+@register.filter
+def may_open(request: Any, url_name: str) -> bool:
+    """`{% if request|may_open:"operators:audit" %}`: menus and tiles ask the page's own guard."""
+    from operators.policy import may_open as admits
+
+    return admits(request, url_name)
