@@ -12,8 +12,10 @@ Shape (all on 127.0.0.1):
   an in-process virtual card behind its transmit, long-polling /relay/v1/poll and POSTing the
   response scripts;
 - the operator side in this process: per terminal, read → load a standard type C card AP →
-  read → delete, in a loop, through loading.services (what the operator's views call); it
-  learns a job ended with one query for all terminals every 20 ms (the screens poll too).
+  read → delete, in a loop, through loading.services (what the operator's views call), the jobs
+  started by ``--operators`` threads (8: operators work at the same time, and one thread alone
+  is a serial point of ~50 ms per job start); it learns that jobs ended with one query for all
+  terminals every 20 ms (the screens poll too).
 
 Measured over the run (from the first job to the last one ending):
 - loads per second (load jobs succeeded / wall), job time of each load and delete job from the
@@ -38,6 +40,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import cProfile
+import itertools
 import json
 import os
 import pstats
@@ -47,7 +50,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -69,7 +74,7 @@ django.setup()
 
 from _relay_world import free_port  # noqa: E402
 from django.core.management import call_command  # noqa: E402
-from django.db import connection  # noqa: E402
+from django.db import connection, connections  # noqa: E402
 
 TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -320,36 +325,30 @@ def run(args: argparse.Namespace) -> None:  # noqa: C901, PLR0915
         pg_whole0 = pg.whole()
         serving = workers if args.workers == 1 else [p for p in workers if p != server.pid]
         stats0 = server_stats(serving, stats_dir)
-        operator_profile = cProfile.Profile(time.thread_time) if args.profile else None
         # The operator side's statements and audit appends, counted as in the servers.
         import _bench_asgi
+        from django.db.backends.signals import connection_created
 
+        connection_created.connect(_bench_asgi._install, weak=False)
         connection.ensure_connection()
-        connection.execute_wrappers.append(_bench_asgi._count)
+        _bench_asgi._install(None, connection)
         ours0 = dict(_bench_asgi._stats)
 
-        # The loop: each terminal goes read → load → read → delete → read → ...
+        # The loop: each terminal goes read → load → read → delete → read → ...; the jobs are
+        # started by --operators threads (operators at their screens work at the same time).
         phase = dict.fromkeys(by_id, 0)
-        active: dict[int, int] = {}  # job id -> terminal id
+        active: dict[Any, int] = {}  # job id -> terminal id
+        starting: dict[Future[Any], int] = {}  # job being started -> terminal id
         last_read: dict[int, Job] = {}
         errors: list[str] = []
-        counter = iter(range(10**9))
+        counter = itertools.count()
         loads = deletes = 0
         t0 = time.perf_counter()
         deadline = time.monotonic() + args.seconds
         next_supervise = time.monotonic() + args.supervise_seconds
         next_sample = 0.0
 
-        def start(tid: int) -> None:
-            if operator_profile is not None:
-                operator_profile.enable()
-            try:
-                start_job(tid)
-            finally:
-                if operator_profile is not None:
-                    operator_profile.disable()
-
-        def start_job(tid: int) -> None:
+        def start_job(tid: int) -> Any:
             terminal, kind = by_id[tid], PHASES[phase[tid] % 4]
             key = f"b{next(counter)}"
             if kind == "read":
@@ -364,11 +363,18 @@ def run(args: argparse.Namespace) -> None:  # noqa: C901, PLR0915
                     operator=operator, terminal=terminal, read_job=last_read[tid],
                     card_aps=[ap], consent=True, request_key=key,
                 )  # fmt: skip
-            active[job.pk] = tid
+            return job.pk
+
+        if args.profile:
+            start_job = _bench_asgi._profiled(start_job)
+        pool = ThreadPoolExecutor(args.operators, thread_name_prefix="operator")
+
+        def start(tid: int) -> None:
+            starting[pool.submit(start_job, tid)] = tid
 
         for tid in by_id:
             start(tid)
-        while active:
+        while active or starting:
             now = time.monotonic()
             if now >= next_sample:
                 pg.sample()
@@ -376,6 +382,12 @@ def run(args: argparse.Namespace) -> None:  # noqa: C901, PLR0915
             if now >= next_supervise:
                 tasks.supervise_conversations.delay()
                 next_supervise = now + args.supervise_seconds
+            for future in [f for f in starting if f.done()]:
+                tid = starting.pop(future)
+                try:
+                    active[future.result()] = tid
+                except Exception as exc:  # noqa: BLE001 - a refusal: reported, the terminal stops
+                    errors.append(f"start {PHASES[phase[tid] % 4]}: {type(exc).__name__} {exc}"[:120])
             ended = list(Job.objects.filter(pk__in=list(active)).exclude(state__in=Job.ACTIVE_STATES))
             for job in ended:
                 tid = active.pop(job.pk)
@@ -398,15 +410,17 @@ def run(args: argparse.Namespace) -> None:  # noqa: C901, PLR0915
                 errors.append(f"{len(active)} jobs still active 120 s after the end")
                 break
         wall = time.perf_counter() - t0
+        pool.submit(connections.close_all)
+        pool.shutdown(wait=True)
         if args.profile:
-            save_profiles(Path(args.profile), serving, stats_dir, operator_profile)
+            save_profiles(Path(args.profile), serving, stats_dir, _bench_asgi._profiles)
         pg.sample()
         used = {k: sum(cpu(p) for p in v) - cpu0[k] for k, v in procs.items()}
         redis_cpu = sum(cpu(p) for p in pids_named("redis-server")) - redis0
         pg_whole = pg.whole() - pg_whole0
         stats1 = server_stats(serving, stats_dir)
         st = {k: stats1.get(k, 0) - stats0.get(k, 0) for k in stats1}
-        connection.execute_wrappers.remove(_bench_asgi._count)
+        connection_created.disconnect(_bench_asgi._install)
         op = {k: v - ours0[k] for k, v in _bench_asgi._stats.items()}
         load_avg = os.getloadavg()
 
@@ -510,7 +524,7 @@ def run(args: argparse.Namespace) -> None:  # noqa: C901, PLR0915
     print(f"logs: {logs}")
 
 
-def save_profiles(out: Path, pids: list[int], stats_dir: Path, operator: cProfile.Profile | None) -> None:
+def save_profiles(out: Path, pids: list[int], stats_dir: Path, operator: list[cProfile.Profile]) -> None:
     """The servers' merged cProfile (bench/_bench_asgi.py) and the operator side's, in ``out``."""
     out.mkdir(parents=True, exist_ok=True)
     for pid in pids:
@@ -525,8 +539,11 @@ def save_profiles(out: Path, pids: list[int], stats_dir: Path, operator: cProfil
         merged = pstats.Stats(str(f)) if merged is None else merged.add(str(f))
     if merged is not None:
         merged.dump_stats(out / "servers.prof")
-    if operator is not None:
-        operator.dump_stats(out / "operator.prof")
+    if operator:
+        ours = pstats.Stats(operator[0])
+        for pr in operator[1:]:
+            ours.add(pr)
+        ours.dump_stats(out / "operator.prof")
 
 
 def summarise(path: Path, top: int = 30) -> None:
@@ -553,6 +570,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--max-loads", type=int, default=5000)
     parser.add_argument("--supervise-seconds", type=float, default=5.0)
+    parser.add_argument("--operators", type=int, default=8, help="threads starting jobs")
     parser.add_argument("--profile", default="")
     run(parser.parse_args())
 
