@@ -1,5 +1,5 @@
-# The two commands: `make run` (the whole service on embedded defaults, with demo data and a
-# virtual card terminal) and `make test` (installs what the tests need and runs them all).
+# The two commands: `make run` (the whole service on embedded defaults, with demo data, a
+# virtual card and the terminal agent on it) and `make test` (installs what the tests need and runs them all).
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -16,19 +16,19 @@ $(BIN)/python:
 # pip shows its progress (the first install downloads and builds for a few minutes); it runs
 # again only when pyproject.toml changes.
 install: $(VENV)/.installed-run
-$(VENV)/.installed-run: pyproject.toml | $(BIN)/python
+$(VENV)/.installed-run: pyproject.toml agent/pyproject.toml | $(BIN)/python
 	@echo "== checking the Debian packages (scripts/system-deps.sh run)"
 	scripts/system-deps.sh run
 	@echo "== installing the Python packages into $(VENV) (a few minutes the first time)"
-	$(BIN)/pip install --progress-bar on --disable-pip-version-check -e .
+	$(BIN)/pip install --progress-bar on --disable-pip-version-check -e . -e ./agent
 	@touch $@
 
 install-test: $(VENV)/.installed-test
-$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
+$(VENV)/.installed-test: pyproject.toml agent/pyproject.toml | $(BIN)/python
 	@echo "== checking the Debian packages (scripts/system-deps.sh test)"
 	scripts/system-deps.sh test
 	@echo "== installing the Python packages for the tests into $(VENV)"
-	$(BIN)/pip install --progress-bar on --disable-pip-version-check -e ".[test]"
+	$(BIN)/pip install --progress-bar on --disable-pip-version-check -e ".[test]" -e ./agent
 	@touch $@
 
 # Demo mode without DEBUG: the service's own error pages, static files served by WhiteNoise.

@@ -205,27 +205,126 @@ def entries_after(*, scope, after, limit):  # noqa: ANN001, ANN202
     return [_entry_json(r, tz) for r in rows[:limit]], len(rows) > limit
 
 
+def legacy_scope_for(provider, *, today=None):  # noqa: ANN001, ANN201
+    """The previous selectors.scope_for: two ORM querysets of the access policy."""
+    from django.utils import timezone
+
+    from operators import policy
+    from revocation.selectors import Scope
+
+    visible = policy.card_aps_visible_to(provider, today)
+    owned = tuple(sorted(visible.filter(provider=provider).values_list("id", flat=True)))
+    starts: dict = {}
+    shares = (
+        policy.shares_in_force(provider.pk, today)
+        .filter(card_ap__in=visible)
+        .exclude(card_ap_id__in=owned)
+        .values_list("card_ap_id", "since")
+    )
+    for ap_id, since in shares:
+        starts[ap_id] = min(since, starts.get(ap_id, since))
+    tz = timezone.get_current_timezone()
+    shared = tuple(
+        (ap_id, dt.datetime.combine(since, dt.time(), tz)) for ap_id, since in sorted(starts.items())
+    )
+    return Scope(owned=owned, shared=shared)
+
+
+def legacy_find_key(token):  # noqa: ANN001, ANN201
+    """The previous cardap.apikeys.find_key: an ORM look-up with select_related."""
+    import hmac
+    import re
+
+    from cardap.apikeys import KEY_PREFIX
+    from cardap.models import ProviderAPIKey
+    from operators import tokens
+
+    if not token.startswith(KEY_PREFIX) or token.count("_") < 2:
+        return None
+    prefix = token[len(KEY_PREFIX) :].split("_", 1)[0]
+    if not re.fullmatch(r"[0-9a-f]{8}", prefix):
+        return None
+    key = ProviderAPIKey.objects.select_related("provider").filter(prefix=prefix).first()
+    if key is None or not hmac.compare_digest(key.key_hash, tokens.digest(token)):
+        return None
+    return key
+
+
 def legacy_delta_view():  # noqa: ANN201
-    """The previous DeltaView.get on the current authentication, throttle and ETag."""
+    """The previous DeltaView.get with the previous authentication (ORM key look-up), scope (ORM),
+    throttle, ETag and framing (DRF APIView, Server-Timing)."""
+    import time
+
+    from django.conf import settings
+    from django.utils import timezone
+    from rest_framework import authentication, exceptions, throttling
     from rest_framework.response import Response
+    from rest_framework.views import APIView
 
-    from revocation import api, selectors, services
+    from cardap.apikeys import ProviderClient, address_allowed
+    from cardap.models import Provider, ProviderAPIKey
+    from operators.audit import client_ip
+    from operators.policy import Principal, PrincipalPermission
+    from revocation import api, selectors
 
-    class LegacyDeltaView(api._ProviderAPIView):
+    class LegacyAuthentication(authentication.BaseAuthentication):
+        def authenticate(self, request):  # noqa: ANN001, ANN202
+            header = authentication.get_authorization_header(request).decode("latin-1")
+            if not header:
+                return None
+            parts = header.split()
+            if len(parts) != 2 or parts[0] != "Bearer":
+                raise exceptions.AuthenticationFailed("bad header")
+            key = legacy_find_key(parts[1])
+            if key is None or not key.is_active:
+                raise exceptions.AuthenticationFailed("bad key")
+            if key.provider.status not in (Provider.Status.LIVE, Provider.Status.CONTRACTED):
+                raise exceptions.AuthenticationFailed("provider")
+            if not address_allowed(key, client_ip(request)):
+                raise exceptions.PermissionDenied("address")
+            now = timezone.now()
+            if key.last_used_at is None or (now - key.last_used_at).total_seconds() > 60:
+                ProviderAPIKey.objects.filter(pk=key.pk).update(last_used_at=now)
+            return ProviderClient(provider=key.provider, key=key), key
+
+        def authenticate_header(self, request):  # noqa: ANN001, ANN202
+            return "Bearer"
+
+    class LegacyThrottle(throttling.SimpleRateThrottle):
+        scope = "revocations"
+
+        def get_rate(self):  # noqa: ANN202
+            return str(settings.REVOCATION_API_RATE)
+
+        def get_cache_key(self, request, view):  # noqa: ANN001, ANN202
+            return f"throttle_revocations_{request.user.key.prefix}"
+
+    class LegacyDeltaView(APIView):
+        authentication_classes = [LegacyAuthentication]
+        permission_classes = [PrincipalPermission.of(Principal.API_CLIENT)]
+        throttle_classes = [LegacyThrottle]
+
+        def dispatch(self, request, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+            started, cpu = time.perf_counter(), time.thread_time()
+            response = super().dispatch(request, *args, **kwargs)
+            app_ms, cpu_ms = (time.perf_counter() - started) * 1000, (time.thread_time() - cpu) * 1000
+            response["Server-Timing"] = f"app;dur={app_ms:.2f}, cpu;dur={cpu_ms:.2f}"
+            return response
+
         def get(self, request):  # noqa: ANN001, ANN202
             query = api.DeltaQuerySerializer(data=request.query_params)
             query.is_valid(raise_exception=True)
             after, limit = query.validated_data["after"], query.validated_data["limit"]
             client = request.user
-            scope = selectors.scope_for(client.provider)
-            etag = selectors.delta_etag(provider=client.provider, scope=scope, after=after, limit=limit)
-            if api._not_modified(request, etag):
-                services.record_pull(provider=client.provider, key=client.key, kind="delta", last_seq=after)
-                return api._cache_headers(api.HttpResponse(status=304), etag)
+            scope = legacy_scope_for(client.provider)
+            etag = legacy_delta_etag(provider=client.provider, scope=scope, after=after, limit=limit)
+            if etag in {t.strip() for t in request.headers.get("If-None-Match", "").split(",")}:
+                legacy_record_pull(provider=client.provider, key=client.key, kind="delta", last_seq=after)
+                return _legacy_cache_headers(api.HttpResponse(status=304), etag)
             entries, has_more = entries_after(scope=scope, after=after, limit=limit)
             cursor = entries[-1]["seq"] if entries else after
             feed = selectors.last_applied_feed()
-            services.record_pull(provider=client.provider, key=client.key, kind="delta", last_seq=cursor)
+            legacy_record_pull(provider=client.provider, key=client.key, kind="delta", last_seq=cursor)
             body = {
                 "entries": entries,
                 "cursor": cursor,
@@ -233,9 +332,43 @@ def legacy_delta_view():  # noqa: ANN201
                 "has_more": has_more,
                 "feed": feed.number if feed else None,
             }
-            return api._cache_headers(Response(body), etag)
+            return _legacy_cache_headers(Response(body), etag)
 
     return LegacyDeltaView.as_view()
+
+
+def legacy_record_pull(*, provider, key, kind, last_seq):  # noqa: ANN001, ANN201
+    """The previous services.record_pull: one UPDATE whose commit waits for the WAL flush (the
+    row exists: the benchmark's first pull made it)."""
+    from django.db import connection
+    from django.utils import timezone
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE revocation_providerpull SET pulls = pulls + 1, pulled_at = %s, kind = %s, "
+            "last_seq = %s, key_prefix = %s WHERE provider_id = %s",
+            [timezone.now(), kind, last_seq, key.prefix, provider.pk],
+        )
+
+
+def legacy_delta_etag(*, provider, scope, after, limit):  # noqa: ANN001, ANN201
+    """The previous selectors.delta_etag (feed MAX(id) in plain SQL, the scope's signature)."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT MAX(id) FROM revocation_feed WHERE state = %s", ["applied"])
+        feed_id = cursor.fetchone()[0]
+    raw = f"v2|{provider.pk}|{after}|{limit}|{feed_id}|{scope.signature()}"
+    return '"' + hashlib.sha256(raw.encode()).hexdigest()[:32] + '"'
+
+
+def _legacy_cache_headers(response, etag):  # noqa: ANN001, ANN201
+    from revocation import api
+
+    response["ETag"] = etag
+    response["Cache-Control"] = f"private, max-age={api.cache_seconds()}, must-revalidate"
+    response["Vary"] = "Authorization, Accept-Language"
+    return response
 
 
 # --- The previous snapshot (whole list in memory, serialised at once, signed in one piece) -----
@@ -250,7 +383,7 @@ def snapshot_body(provider):  # noqa: ANN001, ANN201
 
     from revocation import keys, selectors
 
-    scope = selectors.scope_for(provider)
+    scope = legacy_scope_for(provider)
     feed = selectors.last_applied_feed()
     conditions, params = [], []
     if scope.owned:
@@ -291,3 +424,19 @@ def snapshot_body(provider):  # noqa: ANN001, ANN201
     payload["generated_at"] = timezone.localtime().isoformat()
     body = json.dumps(payload, ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode()
     return body, keys.sign(body)
+
+
+def sync_snapshot_view():  # noqa: ANN201
+    """The snapshot view as it was before it streamed under ASGI: the same body generator handed
+    to Django as a synchronous iterator, which Django's ASGI handler reads whole before sending
+    (no pull record; the body only, for the memory comparison under uvicorn)."""
+    from django.http import StreamingHttpResponse
+
+    from revocation import api
+
+    class SyncSnapshotView(api.SnapshotView):
+        def get(self, request):  # noqa: ANN001, ANN202
+            body = api._snapshot_body(self.client(request))
+            return self.tagged(StreamingHttpResponse(body, content_type="application/json"), None)
+
+    return SyncSnapshotView.as_view()

@@ -9,6 +9,13 @@ entries. The current snapshot is read through the view (the streamed answer cons
 chunk, as a WSGI server sends it); its detached signature endpoint is timed too, and the body is
 verified against it with the public key alone. Uses the benchmark database (see
 bench/revocation_ingest.py).
+
+Under the ASGI server the service runs in (uvicorn), the same snapshot is fetched over HTTP from
+a fresh uvicorn process per variant: the current view (an asynchronous iterator) and the view as
+it was (a synchronous one, which Django's ASGI handler reads whole before sending), mounted
+beside it by bench/pull_settings.py. Memory there is the uvicorn process's VmHWM above its
+resident size after a warm-up request; the client reads the body in 1 MiB pieces and checks its
+SHA-256 against the detached signature (verified with the public key).
 """
 
 from __future__ import annotations
@@ -111,6 +118,96 @@ def child(mode: str) -> None:
     )
 
 
+def _status_mb(pid: int, field: str) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no {field} for {pid}")
+
+
+def under_uvicorn(path: str, tokens: dict[str, str], *, verify: bool) -> dict:
+    """One fresh uvicorn process; the snapshot at `path` fetched once for the empty provider
+    (warm-up) and once for the bench provider, read in pieces; the server's memory from /proc."""
+    import http.client
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {
+        **os.environ,
+        "DATABASE_URL": common.DB_URL,
+        "CARDAP_DEMO": "1",
+        "LOG_LEVEL": "WARNING",
+        "REVOCATION_API_RATE": "1000000/min",
+        "DJANGO_SETTINGS_MODULE": "pull_settings",
+        "PYTHONPATH": str(common.ROOT / "bench"),
+    }
+    env.pop("REDIS_URL", None)
+    server = subprocess.Popen(
+        [
+            str(Path(sys.executable).parent / "uvicorn"),
+            "config.asgi:application",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--no-access-log",
+        ],
+        cwd=common.ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+    def fetch(url: str, token: str) -> tuple[str, int, float, bytes]:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
+        conn.request("GET", url, headers={"Authorization": f"Bearer {token}", "Host": "127.0.0.1"})
+        answer = conn.getresponse()
+        assert answer.status == 200, answer.status
+        digest, size, started, first = hashlib.sha256(), 0, time.perf_counter(), b""
+        while piece := answer.read(1 << 20):
+            first = first or piece[:200]
+            digest.update(piece)
+            size += len(piece)
+        conn.close()
+        return digest.hexdigest(), size, time.perf_counter() - started, first
+
+    try:
+        for _ in range(150):
+            try:
+                fetch(path, tokens["empty"])
+                break
+            except (OSError, http.client.HTTPException):
+                time.sleep(0.2)
+        else:
+            raise SystemExit("uvicorn did not start")
+        idle = _status_mb(server.pid, "VmRSS")
+        sha256, size, seconds, _first = fetch(path, tokens["bench"])
+        peak = _status_mb(server.pid, "VmHWM")
+        verified = False
+        if verify:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
+            conn.request(
+                "GET",
+                "/api/v1/revocations/snapshot/signature/",
+                headers={"Authorization": f"Bearer {tokens['bench']}", "Host": "127.0.0.1"},
+            )
+            signed = json.loads(conn.getresponse().read())
+            conn.close()
+            from revocation import keys
+
+            public = keys.signing_public_key()
+            public.verify(base64.b64decode(signed["signature"]), signed["manifest"].encode())
+            manifest = json.loads(signed["manifest"])
+            assert manifest["sha256"] == sha256 and manifest["size"] == size, "signature mismatch"
+            verified = True
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    return {"seconds": seconds, "size": size, "idle": idle, "peak": peak, "verified": verified}
+
+
 def run_child(mode: str) -> dict:
     out = subprocess.run(
         [sys.executable, __file__, "--child", mode], check=True, capture_output=True, text=True, timeout=1800
@@ -122,14 +219,37 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--entries", type=int, default=1_000_000)
     parser.add_argument("--child")
+    parser.add_argument("--asgi-only", action="store_true", help="only the uvicorn measurements")
     args = parser.parse_args()
     if args.child:
         child(args.child)
         return
     load_before = os.getloadavg()
     prepare(args.entries)
-    results = {mode: run_child(mode) for mode in ("current", "previous")}
+    from cardap.apikeys import issue_key
+    from cardap.models import Provider
+
+    empty, _ = Provider.objects.get_or_create(name="ベンチ空", defaults={"kind": "private", "status": "live"})
+    tokens = {
+        "bench": issue_key(provider=Provider.objects.get(name="ベンチ市"), name="bench-asgi")[1],
+        "empty": issue_key(provider=empty, name="bench-asgi")[1],
+    }
+    asgi = {
+        "current": under_uvicorn("/api/v1/revocations/snapshot/", tokens, verify=True),
+        "previous": under_uvicorn("/bench-legacy/api/v1/revocations/snapshot/", tokens, verify=False),
+    }
+    results = {} if args.asgi_only else {mode: run_child(mode) for mode in ("current", "previous")}
     load_after = os.getloadavg()
+    for mode, r in asgi.items():
+        what = "async iterator" if mode == "current" else "sync iterator, read whole by Django"
+        print(
+            f"uvicorn, {mode} ({what}): {r['size'] / 1e6:.0f} MB body in {r['seconds']:.1f} s, server RSS "
+            f"idle {r['idle']:.0f} MB, peak {r['peak']:.0f} MB (+{r['peak'] - r['idle']:.0f} MB)"
+            + (", signature verified" if r["verified"] else "")
+        )
+    if not results:
+        print(f"load average before {load_before[0]:.1f}, after {load_after[0]:.1f}; {args.entries:,} entries")  # noqa: E501
+        return
     print(f"load average before {load_before[0]:.1f}, after {load_after[0]:.1f}; {args.entries:,} entries")
     for mode, r in results.items():
         extra = (

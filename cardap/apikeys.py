@@ -4,13 +4,14 @@ Keys are made and stored like terminal credentials (operators.tokens).
 """
 from __future__ import annotations
 
+import functools
 import hmac
 import ipaddress
 import re
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -80,15 +81,49 @@ def revoke_key(*, key: ProviderAPIKey, request: HttpRequest | None = None) -> No
     )
 
 
+def _columns(model: type[Any]) -> list[Any]:
+    return list(model._meta.concrete_fields)
+
+
+def _instance(model: type[Any], fields: list[Any], values: tuple[Any, ...]) -> Any:
+    """A model row from raw column values, with each field's database converter applied (the
+    ORM's work for a SELECT, without its query compile)."""
+    converted = []
+    for field, value in zip(fields, values, strict=True):
+        converter = getattr(field, "from_db_value", None)
+        converted.append(converter(value, None, connection) if converter and value is not None else value)
+    return model.from_db(connection.alias, [f.attname for f in fields], converted)
+
+
+@functools.cache
+def _key_lookup_sql() -> tuple[str, list[Any], list[Any]]:
+    key_fields, provider_fields = _columns(ProviderAPIKey), _columns(Provider)
+    columns = [f"k.{f.column}" for f in key_fields] + [f"p.{f.column}" for f in provider_fields]
+    sql = (
+        f"SELECT {', '.join(columns)} FROM {ProviderAPIKey._meta.db_table} k "  # noqa: S608 (names only)
+        f"JOIN {Provider._meta.db_table} p ON p.id = k.provider_id WHERE k.prefix = %s"
+    )
+    return sql, key_fields, provider_fields
+
+
 def find_key(token: str) -> ProviderAPIKey | None:
+    """The key a token names, with its provider, or None. One plain statement (the API key is
+    looked up on every API call; the ORM's compile of it cost more than running it)."""
     if not token.startswith(KEY_PREFIX) or token.count("_") < 2:
         return None
     prefix = token[len(KEY_PREFIX) :].split("_", 1)[0]
     if not re.fullmatch(r"[0-9a-f]{8}", prefix):
         return None  # never query with garbage (PostgreSQL refuses NUL bytes with an error)
-    key = ProviderAPIKey.objects.select_related("provider").filter(prefix=prefix).first()
-    if key is None or not hmac.compare_digest(key.key_hash, tokens.digest(token)):
+    sql, key_fields, provider_fields = _key_lookup_sql()
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [prefix])
+        row = cursor.fetchone()
+    if row is None:
         return None
+    key: ProviderAPIKey = _instance(ProviderAPIKey, key_fields, row[: len(key_fields)])
+    if not hmac.compare_digest(key.key_hash, tokens.digest(token)):
+        return None
+    key.provider = _instance(Provider, provider_fields, row[len(key_fields) :])
     return key
 
 

@@ -4,41 +4,15 @@ revocation feed; the card is named by a reference stable per provider, never by 
 
 from __future__ import annotations
 
-import hashlib
-from typing import Any, NoReturn
-
-from django.conf import settings
-from django.http import HttpResponse
+import orjson
+from django.http import HttpResponse, HttpResponseBase
 from django.utils import timezone
-from django.utils.translation import gettext_lazy as _
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
-from rest_framework import exceptions, serializers, throttling
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import serializers
 from rest_framework.request import Request
-from rest_framework.response import Response
-from rest_framework.views import APIView
 
-from cardap.apikeys import ProviderAPIKeyAuthentication, ProviderClient
+from cardap.pull_api import ERRORS, IF_NONE_MATCH, CursorQuerySerializer, ProviderFeedView, strong_etag
 from loading.models import InstallationEvent
-from operators.policy import Principal, PrincipalPermission
-
-MAX_LIMIT = 10_000
-DEFAULT_LIMIT = 1_000
-
-
-IsProviderClient = PrincipalPermission.of(Principal.API_CLIENT)  # the one access policy
-
-
-class PerAPIKeyThrottle(throttling.SimpleRateThrottle):
-    """One bucket per API key (the revocation feed's rate, REVOCATION_API_RATE)."""
-
-    scope = "installations"
-
-    def get_rate(self) -> str:
-        return str(settings.REVOCATION_API_RATE)
-
-    def get_cache_key(self, request: Request, view: Any) -> str | None:
-        user = request.user
-        return f"throttle_installations_{user.key.prefix}" if isinstance(user, ProviderClient) else None
 
 
 class EventSerializer(serializers.Serializer):
@@ -59,93 +33,54 @@ class PageSerializer(serializers.Serializer):
     has_more = serializers.BooleanField()
 
 
-class QuerySerializer(serializers.Serializer):
-    after = serializers.IntegerField(
-        min_value=0, max_value=2**62, default=0, help_text="Entries after this seq."
-    )
-    limit = serializers.IntegerField(
-        min_value=1, max_value=MAX_LIMIT, default=DEFAULT_LIMIT, help_text=f"Page size, 1..{MAX_LIMIT}."
-    )
+class QuerySerializer(CursorQuerySerializer):
+    pass
 
 
-class InstallationsView(APIView):
-    authentication_classes = [ProviderAPIKeyAuthentication]
-    permission_classes = [IsProviderClient]
-    throttle_classes = [PerAPIKeyThrottle]
-
-    def throttled(self, request: Request, wait: float | None) -> NoReturn:
-        raise exceptions.Throttled(
-            wait=wait,
-            detail=_(
-                "リクエストが多すぎます（APIキーごとの上限 %(rate)s）。しばらく待ってから再試行してください。"
-            )
-            % {"rate": settings.REVOCATION_API_RATE},
-        )
+class InstallationsView(ProviderFeedView):
+    bucket = "installations"
 
     @extend_schema(
         operation_id="installations_list",
         tags=["installations"],
         summary="Loads and deletions of your card APs after a sequence number",
-        parameters=[
-            QuerySerializer,
-            OpenApiParameter(
-                "If-None-Match", str, OpenApiParameter.HEADER, description="ETag of a previous answer."
-            ),
-        ],
-        responses={
-            200: PageSerializer,
-            304: OpenApiResponse(description="Not modified"),
-            400: OpenApiResponse(description="Bad query parameter (the message names it)."),
-            401: OpenApiResponse(description="Missing, wrong or revoked API key."),
-            429: OpenApiResponse(description="Rate limit of the API key exceeded; see Retry-After."),
-        },
+        parameters=[QuerySerializer, IF_NONE_MATCH],
+        responses={200: PageSerializer, 304: OpenApiResponse(description="Not modified"), **ERRORS},
     )
-    def get(self, request: Request) -> HttpResponse:
-        query = QuerySerializer(data=request.query_params)
-        query.is_valid(raise_exception=True)
-        after, limit = query.validated_data["after"], query.validated_data["limit"]
-        client: ProviderClient = request.user  # type: ignore[assignment]
-        qs = InstallationEvent.objects.filter(provider=client.provider, id__gt=after).order_by("id")
-        last = (
-            InstallationEvent.objects.filter(provider=client.provider)
-            .order_by("-id")
-            .values_list("id", flat=True)
-            .first()
+    def get(self, request: Request) -> HttpResponseBase:
+        after, limit = self.cursor(request)
+        provider = self.client(request).provider
+        events = InstallationEvent.objects.filter(provider=provider)
+        # The provider's last event is the feed's high-water mark: written with the event, read
+        # by one probe of the (provider, id) index, never the events themselves.
+        last = events.order_by("-id").values_list("id", flat=True).first()
+        etag = strong_etag(f"{provider.pk}:{after}:{limit}:{last}")
+        if self.not_modified(request, etag):
+            return self.not_modified_response(etag)
+        rows = list(
+            events.filter(id__gt=after)
+            .order_by("id")
+            .values_list("id", "aid", "user_number", "card_ref", "event", "at")[: limit + 1]
         )
-        etag = (
-            '"'
-            + hashlib.sha256(f"{client.provider.pk}:{after}:{limit}:{last}".encode()).hexdigest()[:32]
-            + '"'
-        )
-        header = request.headers.get("If-None-Match", "")
-        if etag in {t.strip() for t in header.split(",")}:
-            return self._headers(HttpResponse(status=304), etag)
-        rows = list(qs[: limit + 1])
         has_more = len(rows) > limit
         rows = rows[:limit]
+        tz = timezone.get_current_timezone()
         entries = [
             {
-                "seq": e.pk,
-                "aid": e.aid,
-                "user_number": e.user_number,
-                "card_ref": e.card_ref,
-                "state": e.event,
-                "at": timezone.localtime(e.at).isoformat(),
+                "seq": seq,
+                "aid": aid,
+                "user_number": number,
+                "card_ref": ref,
+                "state": state,
+                "at": at.astimezone(tz),
             }
-            for e in rows
+            for seq, aid, number, ref, state, at in rows
         ]
-        cursor = rows[-1].pk if rows else after
+        cursor = rows[-1][0] if rows else after
         body = {
             "entries": entries,
             "cursor": cursor,
             "next": cursor if has_more else None,
             "has_more": has_more,
         }
-        return self._headers(Response(body), etag)
-
-    @staticmethod
-    def _headers(response: HttpResponse, etag: str) -> HttpResponse:
-        response["ETag"] = etag
-        response["Cache-Control"] = "private, no-cache"
-        response["Vary"] = "Authorization, Accept-Language"
-        return response
+        return self.tagged(HttpResponse(orjson.dumps(body), content_type="application/json"), etag)

@@ -257,6 +257,15 @@ def step(request: HttpRequest, conversation_id: str, seq: int) -> HttpResponse:
             raise Refusal(exc.status, exc.code, exc.message, **detail) from None
     except Refusal as refusal:
         return _refused(request, refusal, terminal, credential)
+    if isinstance(result, engine.Ended):
+        log.info("terminal %s: conversation %s ended %s", terminal.pk, result.conversation_id, result.state)
+        # The next conversation already queued for this terminal (the change that follows a
+        # job's read) goes out as the answer to this POST: the agent runs it at once instead of
+        # first polling for it.
+        following = _following_script(terminal, session)
+        if following is None:
+            return _ended_response(result)
+        result = following
     if isinstance(result, engine.Script):
         log.info(
             "terminal %s: script %s/%d (%s, %d commands) handed out",
@@ -267,8 +276,16 @@ def step(request: HttpRequest, conversation_id: str, seq: int) -> HttpResponse:
             result.commands,
         )
         return _script_response(result)
-    log.info("terminal %s: conversation %s ended %s", terminal.pk, result.conversation_id, result.state)
     return _ended_response(result)
+
+
+def _following_script(terminal: Terminal, session: str) -> engine.Script | None:
+    """The first (or current) script of the terminal's open conversation, for this agent session."""
+    conv = engine.open_conversation_for(terminal.pk)
+    if conv is None:
+        return None
+    step = engine.next_script(str(conv.id), agent_session=session)
+    return step if isinstance(step, engine.Script) else None
 
 
 def hello(request: HttpRequest) -> HttpResponse:

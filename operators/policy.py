@@ -78,6 +78,7 @@ from django.apps import apps
 from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
+from django.db import connection
 from django.db.models import Model, Q, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
 from django.http.response import HttpResponseBase
@@ -357,6 +358,30 @@ def card_aps_visible_to(provider: Any, on: dt.date | None = None) -> QuerySet[An
     return CardAP.objects.filter(status__in=[CardAP.Status.APPROVED, CardAP.Status.RETIRED]).filter(
         Q(provider_id=provider_id) | Q(pk__in=shares_in_force(provider_id, on).values("card_ap_id"))
     )
+
+
+def card_ap_visibility(provider_id: int, on: dt.date | None = None) -> tuple[list[int], dict[int, dt.date]]:
+    """card_aps_visible_to and shares_in_force in one plain SQL statement, for the paths that
+    run on every API call (the ORM's compile of those two querysets costs more than running
+    them): (the visible card APs the provider represents, {other visible card AP: first day of
+    its relationship in force}). tests/test_policy_visibility.py holds it to the querysets."""
+    on = on or timezone.localdate()
+    CardAP, Share = _model("CardAP"), _model("CardAPShare")
+    statuses = [CardAP.Status.APPROVED.value, CardAP.Status.RETIRED.value]
+    sql = (
+        f"SELECT a.id, NULL FROM {CardAP._meta.db_table} a "  # noqa: S608 (table names only)
+        "WHERE a.provider_id = %s AND a.status IN (%s, %s) "
+        "UNION ALL "
+        f"SELECT s.card_ap_id, MIN(s.since) FROM {Share._meta.db_table} s "
+        f"JOIN {CardAP._meta.db_table} a ON a.id = s.card_ap_id "
+        "WHERE s.provider_id = %s AND s.since <= %s AND (s.until IS NULL OR s.until >= %s) "
+        "AND a.status IN (%s, %s) AND a.provider_id <> %s GROUP BY s.card_ap_id"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [provider_id, *statuses, provider_id, on, on, *statuses, provider_id])
+        rows = cursor.fetchall()
+    owned = sorted(ap for ap, since in rows if since is None)
+    return owned, {ap: since for ap, since in rows if since is not None}
 
 
 # --- permitted operations (操作可能範囲, R2.2) -----------------------------------------------------

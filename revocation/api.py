@@ -6,47 +6,28 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-import time
-from collections.abc import Iterator
-from typing import Any, NoReturn
+from collections.abc import AsyncIterator, Generator, Iterator
+from typing import Any
 
 import orjson
+from asgiref.sync import sync_to_async
 from django.conf import settings
+from django.core.handlers.asgi import ASGIRequest
 from django.db import connection, transaction
 from django.http import HttpResponse, HttpResponseBase, StreamingHttpResponse
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
-from rest_framework import exceptions, permissions, serializers, throttling
+from rest_framework import permissions, serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from cardap.apikeys import ProviderAPIKeyAuthentication, ProviderClient
-from operators.policy import Principal, PrincipalPermission
+from cardap.apikeys import ProviderClient
+from cardap.pull_api import ERRORS, IF_NONE_MATCH, CursorQuerySerializer, ProviderFeedView
 from revocation import keys, selectors, services
 
-MAX_LIMIT = 10_000
-DEFAULT_LIMIT = 1_000
 SYNC_GRACE = dt.timedelta(hours=1)  # the sync normally finishes well within this after its start
-
-
-# The caller must be a provider's business system (an API key), per the one access policy.
-IsProviderClient = PrincipalPermission.of(Principal.API_CLIENT)
-
-
-class PerAPIKeyThrottle(throttling.SimpleRateThrottle):
-    """One bucket per API key, kept in the cache (Redis in production)."""
-
-    scope = "revocations"
-
-    def get_rate(self) -> str:
-        return str(settings.REVOCATION_API_RATE)
-
-    def get_cache_key(self, request: Request, view: Any) -> str | None:
-        user = request.user
-        return f"throttle_revocations_{user.key.prefix}" if isinstance(user, ProviderClient) else None
 
 
 class EntrySerializer(serializers.Serializer):
@@ -98,13 +79,8 @@ class PublicKeySerializer(serializers.Serializer):
     public_key_pem = serializers.CharField()
 
 
-class DeltaQuerySerializer(serializers.Serializer):
-    after = serializers.IntegerField(
-        min_value=0, max_value=2**62, default=0, help_text="Return entries with seq greater than this."
-    )
-    limit = serializers.IntegerField(
-        min_value=1, max_value=MAX_LIMIT, default=DEFAULT_LIMIT, help_text=f"Page size, 1..{MAX_LIMIT}."
-    )
+class DeltaQuerySerializer(CursorQuerySerializer):
+    pass
 
 
 def cache_seconds(now: dt.datetime | None = None) -> int:
@@ -119,49 +95,11 @@ def cache_seconds(now: dt.datetime | None = None) -> int:
     return max(60, int((target - now).total_seconds()))
 
 
-def _cache_headers(response: HttpResponse, etag: str) -> HttpResponse:
-    response["ETag"] = etag
-    response["Cache-Control"] = f"private, max-age={cache_seconds()}, must-revalidate"
-    response["Vary"] = "Authorization, Accept-Language"
-    return response
+class _ProviderAPIView(ProviderFeedView):
+    bucket = "revocations"
 
-
-def _not_modified(request: Request, etag: str) -> bool:
-    header = request.headers.get("If-None-Match", "")
-    return etag in {tag.strip() for tag in header.split(",")} or header.strip() == "*"
-
-
-class _ProviderAPIView(APIView):
-    authentication_classes = [ProviderAPIKeyAuthentication]
-    permission_classes = [IsProviderClient]
-    throttle_classes = [PerAPIKeyThrottle]
-
-    def dispatch(self, request: Any, *args: Any, **kwargs: Any) -> HttpResponseBase:
-        """Adds ``Server-Timing: app;dur=<ms>, cpu;dur=<ms>``: the view's own time and its
-        thread's CPU time, authentication and rate limit included (for a streamed answer: until
-        the first byte is ready). The database's share is in app, not in cpu."""
-        started, cpu = time.perf_counter(), time.thread_time()
-        response = super().dispatch(request, *args, **kwargs)
-        app_ms, cpu_ms = (time.perf_counter() - started) * 1000, (time.thread_time() - cpu) * 1000
-        response["Server-Timing"] = f"app;dur={app_ms:.2f}, cpu;dur={cpu_ms:.2f}"
-        return response
-
-    def throttled(self, request: Request, wait: float | None) -> NoReturn:
-        raise exceptions.Throttled(
-            wait=wait,
-            detail=_(
-                "リクエストが多すぎます（APIキーごとの上限 %(rate)s）。しばらく待ってから再試行してください。"
-            )
-            % {"rate": settings.REVOCATION_API_RATE},
-        )
-
-
-_ERRORS = {
-    400: OpenApiResponse(description="Bad query parameter (the message names it)."),
-    401: OpenApiResponse(description="Missing, wrong or revoked API key."),
-    403: OpenApiResponse(description="Call from outside the key's allowed networks."),
-    429: OpenApiResponse(description="Rate limit of the API key exceeded; see Retry-After."),
-}
+    def cache_control(self) -> str:
+        return f"private, max-age={cache_seconds()}, must-revalidate"
 
 
 class DeltaView(_ProviderAPIView):
@@ -171,22 +109,18 @@ class DeltaView(_ProviderAPIView):
         summary="Status changes of your card APs after a sequence number",
         parameters=[
             DeltaQuerySerializer,
-            OpenApiParameter(
-                "If-None-Match", str, OpenApiParameter.HEADER, description="ETag of a previous answer."
-            ),
+            IF_NONE_MATCH,
         ],
-        responses={200: DeltaPageSerializer, 304: OpenApiResponse(description="Not modified"), **_ERRORS},
+        responses={200: DeltaPageSerializer, 304: OpenApiResponse(description="Not modified"), **ERRORS},
     )
-    def get(self, request: Request) -> HttpResponse:
-        query = DeltaQuerySerializer(data=request.query_params)
-        query.is_valid(raise_exception=True)
-        after, limit = query.validated_data["after"], query.validated_data["limit"]
-        client: ProviderClient = request.user  # type: ignore[assignment]
+    def get(self, request: Request) -> HttpResponseBase:
+        after, limit = self.cursor(request)
+        client = self.client(request)
         scope = selectors.scope_for(client.provider)
         etag = selectors.delta_etag(provider=client.provider, scope=scope, after=after, limit=limit)
-        if _not_modified(request, etag):
+        if self.not_modified(request, etag):
             services.record_pull(provider=client.provider, key=client.key, kind="delta", last_seq=after)
-            return _cache_headers(HttpResponse(status=304), etag)
+            return self.not_modified_response(etag)
         page = selectors.delta_page(scope=scope, after=after, limit=limit)
         feed = selectors.last_applied_feed()
         services.record_pull(provider=client.provider, key=client.key, kind="delta", last_seq=page.cursor)
@@ -205,13 +139,13 @@ class DeltaView(_ProviderAPIView):
                 ).replace(b"{", b",", 1),
             )
         )
-        return _cache_headers(HttpResponse(body, content_type="application/json"), etag)
+        return self.tagged(HttpResponse(body, content_type="application/json"), etag)
 
 
 SIGNATURE_FORMAT = "cardap-revocation-snapshot-signature/1"
 
 
-def _snapshot_body(client: ProviderClient) -> Iterator[bytes]:
+def _snapshot_body(client: ProviderClient) -> Generator[bytes, None, None]:
     """The snapshot's bytes, streamed: the same content gives the same bytes (no generation
     time inside), so the detached signature, computed by streaming it once more, covers exactly
     what a client received. One read-only transaction, so the header fields, the entries and the
@@ -236,6 +170,27 @@ def _snapshot_body(client: ProviderClient) -> Iterator[bytes]:
             yield (b"," if count else b"") + b",".join(chunk)
             count += len(chunk)
         yield b'],"count":' + str(count).encode() + b"}"
+
+
+def _next_part(body: Iterator[bytes]) -> bytes | None:
+    return next(body, None)
+
+
+async def streamed_async(body: Generator[bytes, None, None]) -> AsyncIterator[bytes]:
+    """The body for an ASGI server, one part at a time. Django consumes a synchronous iterator
+    under ASGI by reading it whole into a list first (memory grows with the snapshot), so the
+    parts are pulled here one by one, each in the request's own thread: the thread the view ran
+    in, whose database connection holds the snapshot's transaction and server-side cursor. If the
+    client goes away, the generator is closed in that thread too (its transaction ends)."""
+    step = sync_to_async(_next_part, thread_sensitive=True)
+    try:
+        while True:
+            part = await step(body)
+            if part is None:
+                return
+            yield part
+    finally:
+        await sync_to_async(body.close, thread_sensitive=True)()
 
 
 def _digest(client: ProviderClient) -> tuple[str, int]:
@@ -263,19 +218,20 @@ class SnapshotView(_ProviderAPIView):
             "With If-None-Match (the manifest's etag) the answer is 304 while the content is unchanged."
         ),
         parameters=[OpenApiParameter("If-None-Match", str, OpenApiParameter.HEADER)],
-        responses={200: SnapshotSerializer, 304: OpenApiResponse(description="Not modified"), **_ERRORS},
+        responses={200: SnapshotSerializer, 304: OpenApiResponse(description="Not modified"), **ERRORS},
     )
     def get(self, request: Request) -> HttpResponseBase:
-        client: ProviderClient = request.user  # type: ignore[assignment]
+        client = self.client(request)
         as_of = selectors.last_visible_seq(selectors.scope_for(client.provider))
         services.record_pull(provider=client.provider, key=client.key, kind="snapshot", last_seq=as_of)
         if request.headers.get("If-None-Match"):
             sha256, _size = _digest(client)
-            if _not_modified(request, _snapshot_etag(sha256)):
-                return _cache_headers(HttpResponse(status=304), _snapshot_etag(sha256))
-        response = StreamingHttpResponse(_snapshot_body(client), content_type="application/json")
-        response["Cache-Control"] = f"private, max-age={cache_seconds()}, must-revalidate"
-        response["Vary"] = "Authorization, Accept-Language"
+            if self.not_modified(request, _snapshot_etag(sha256)):
+                return self.not_modified_response(_snapshot_etag(sha256))
+        body = _snapshot_body(client)
+        streamed = streamed_async(body) if isinstance(request._request, ASGIRequest) else body
+        response = StreamingHttpResponse(streamed, content_type="application/json")
+        self.tagged(response, None)
         response["Link"] = f'<{reverse("revocation:api-snapshot-signature")}>; rel="signature"'
         return response
 
@@ -290,10 +246,10 @@ class SnapshotSignatureView(_ProviderAPIView):
             "naming the format, provider, the snapshot body's SHA-256 and size, and its etag). "
             "A snapshot body whose SHA-256 differs was of another state: fetch both again."
         ),
-        responses={200: SnapshotSignatureSerializer, **_ERRORS},
+        responses={200: SnapshotSignatureSerializer, **ERRORS},
     )
-    def get(self, request: Request) -> HttpResponse:
-        client: ProviderClient = request.user  # type: ignore[assignment]
+    def get(self, request: Request) -> HttpResponseBase:
+        client = self.client(request)
         sha256, size = _digest(client)
         manifest = json.dumps(
             {
@@ -314,7 +270,7 @@ class SnapshotSignatureView(_ProviderAPIView):
             "signature": keys.sign(manifest.encode()),
         }
         response = HttpResponse(orjson.dumps(body), content_type="application/json")
-        return _cache_headers(response, _snapshot_etag(sha256))
+        return self.tagged(response, _snapshot_etag(sha256))
 
 
 class PublicKeyView(APIView):

@@ -86,15 +86,24 @@ class CardStatus(models.Model):
     """The current status of one card, known or not to carry card APs (a card may carry APs later).
     Suspension is reversible, revocation final (enforced by services.apply_feed)."""
 
-    card_id = models.CharField(_("カード識別子"), max_length=40, unique=True)
+    # Unique by a constraint, not unique=True: on PostgreSQL that adds a second (LIKE pattern)
+    # index no query uses, written on every insert of a feed's new cards.
+    card_id = models.CharField(_("カード識別子"), max_length=40)
     status = models.CharField(_("状態"), max_length=10, choices=Status.choices)
     reason = models.CharField(_("理由"), max_length=10, choices=Reason.choices)
     effective_at = models.DateTimeField(_("発生日時"))
-    feed = models.ForeignKey(Feed, on_delete=models.PROTECT, related_name="+")
+    # The feed that set this status: written only by apply_feed, with the Feed row it has just
+    # created; feeds are never deleted (PROTECT stays in Django). No database-level foreign key
+    # and no index: nothing reads by it, and a million-change feed paid a trigger call and an
+    # index entry per row for them (and the index kept every status update from being HOT).
+    feed = models.ForeignKey(
+        Feed, on_delete=models.PROTECT, related_name="+", db_constraint=False, db_index=False
+    )
 
     class Meta:
         verbose_name = _("カード失効状態")
         verbose_name_plural = _("カード失効状態")
+        constraints = [models.UniqueConstraint(fields=["card_id"], name="revocation_cardstatus_card_id_key")]
 
     def __str__(self) -> str:
         return f"{self.card_id}: {self.status}"
@@ -104,12 +113,22 @@ class RevocationEntry(models.Model):
     """One status change as a provider sees it: a user number of one card AP. The primary key is
     the strictly increasing sequence number clients pull by (feeds are applied one at a time)."""
 
-    card_ap = models.ForeignKey(CardAP, on_delete=models.PROTECT, related_name="+")
+    # Indexed by rev_entry_ap_seq (card AP first), so no index of its own.
+    card_ap = models.ForeignKey(CardAP, on_delete=models.PROTECT, related_name="+", db_index=False)
     user_number = models.CharField(_("利用者番号"), max_length=64)
     status = models.CharField(_("状態"), max_length=10, choices=Status.choices)
     reason = models.CharField(_("理由"), max_length=10, choices=Reason.choices)
     effective_at = models.DateTimeField(_("発生日時"))
-    feed = models.ForeignKey(Feed, on_delete=models.PROTECT, related_name="+")
+    # As CardStatus.feed: set by apply_feed only, no database-level foreign key, no index.
+    feed = models.ForeignKey(
+        Feed, on_delete=models.PROTECT, related_name="+", db_constraint=False, db_index=False
+    )
+    # The entry as the delta feed sends it after its "seq" (the rest of the JSON object, time in
+    # Japan time), written by apply_feed in the statement that writes the row, from the same
+    # values (selectors.ENTRY_WIRE). An entry never changes once written, so this cannot differ
+    # from the columns; a page is then a concatenation. Rows written otherwise leave it empty
+    # and are rendered from the columns when read.
+    wire = models.TextField(blank=True, default="", db_default="", editable=False)
 
     class Meta:
         verbose_name = _("失効情報エントリ")

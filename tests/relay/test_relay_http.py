@@ -289,3 +289,44 @@ def test_a_huge_body_is_refused_before_it_is_read(relay_server, agent_terminal):
         b"\xab" * (2 << 20),
     )
     assert got.status_code == 413 and got.json()["code"] == "too-large"
+
+
+def test_a_jobs_change_comes_in_the_answer_to_the_last_post_of_its_read(relay_server, world, settings):
+    """A load job is two conversations (read the card, then change it): the answer to the read's
+    last POST is already the change's first script, so the whole job costs one poll plus one POST
+    per script, and no wait for a poll in between."""
+    from loading import services
+    from loading.models import Job
+    from tests.loading.jobs_support import Agent, open_all_day, setup
+
+    open_all_day(settings)
+    s = setup(world)
+    credential = issue_terminal_credential(actor=world.city_admin, terminal=s.terminal)
+    card = VirtualCard.create()
+    first = Agent(s.terminal, card).run(
+        services.start_read(operator=world.city_operator, terminal=s.terminal, request_key="r1")
+    )
+    assert first.state == Job.State.SUCCEEDED
+    job = services.start_load(
+        operator=world.city_operator, terminal=s.terminal, read_job=first,
+        items=[services.LoadItem(s.c)], consent=True, request_key="l1",
+    )
+    sess = session()
+    requests = {"poll": 0, "post": 0}
+    got = poll(relay_server, credential, sess)
+    requests["poll"] += 1
+    conversations = []
+    while got.status_code == 200:
+        conv_id = got.headers["X-Cardap-Script-Id"].split("/")[0]
+        if not conversations or conversations[-1] != conv_id:
+            conversations.append(conv_id)
+        got = post(relay_server, credential, sess, got.headers["X-Admin-Next-URI"], run_on(card, got.content))
+        requests["post"] += 1
+    assert got.status_code == 204, got.text
+    assert got.headers["X-Cardap-Conversation-State"] == "finished"
+    job.refresh_from_db()
+    assert job.state == Job.State.SUCCEEDED, job.error_message
+    assert s.c.aid in card.info()["instances"]
+    convs = CardConversation.objects.filter(pk__in=conversations).order_by("created_at")
+    assert [c.program for c in convs] == ["card-read", "card-change"]
+    assert requests == {"poll": 1, "post": sum(c.round_trips for c in convs)}

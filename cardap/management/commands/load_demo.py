@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from cardap.models import Provider
 from operators.models import Operation, Operator, OperatorScope, Terminal
-from operators.tokens import digest as _digest
+from operators.services import issue_terminal_credential
 
 DEMO_PASSWORD = "demo-password-2026"
 
@@ -44,9 +45,9 @@ TERMINALS = [
     ("デモ市", "窓口端末2", "北支所 窓口", "city_admin"),
     ("デモ商事株式会社", "店舗端末1", "本店 サービスカウンター", "shop_admin"),
 ]
-# A fixed credential for the first demo terminal so the agent can be started from the README
-# (demo data only: real credentials are generated and shown once).
-DEMO_TERMINAL_TOKEN = "cat_demo0001_demo-terminal-credential-not-for-production"
+# The first demo terminal's credential is issued afresh on every run (the previous one stops
+# working) and written, never printed, to this file (mode 0600) for the agent `make run` starts.
+DEMO_CREDENTIAL_FILE = "demo-terminal.credential"
 
 # username -> operations (on every terminal of the provider, every card AP)
 SCOPES = {
@@ -56,8 +57,27 @@ SCOPES = {
 }
 
 
+def write_secret_file(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` readable by its owner only (0600 from the first byte), replacing
+    the file atomically."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.unlink(missing_ok=True)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="ascii") as f:
+        f.write(text + "\n")
+    os.replace(tmp, path)
+
+
 class Command(BaseCommand):
-    help = "Load demo providers and users (idempotent)."
+    help = "Load demo providers and users (idempotent); issue the demo terminal's credential to a file."
+
+    def add_arguments(self, parser: Any) -> None:
+        parser.add_argument(
+            "--credential-file",
+            default=None,
+            help=f"where to write the demo terminal's credential (default: VAR_DIR/{DEMO_CREDENTIAL_FILE})",
+        )
 
     @transaction.atomic
     def handle(self, *args: object, **options: object) -> None:
@@ -116,12 +136,9 @@ class Command(BaseCommand):
                 defaults={"location": location, "administrator": Operator.objects.get(username=admin_name)},
             )
         first = Terminal.objects.get(provider=providers["デモ市"], name=TERMINALS[0][1])
-        if first.credential_hash != _digest(DEMO_TERMINAL_TOKEN):
-            first.credential_prefix = "demo0001"
-            first.credential_hash = _digest(DEMO_TERMINAL_TOKEN)
-            first.credential_issued_at = timezone.now()
-            first.credential_revoked_at = None
-            first.save()
+        credential_file = Path(str(options.get("credential_file") or settings.VAR_DIR / DEMO_CREDENTIAL_FILE))
+        city_admin = Operator.objects.get(username="city_admin")
+        write_secret_file(credential_file, issue_terminal_credential(actor=city_admin, terminal=first))
         for username, operations in SCOPES.items():
             user = Operator.objects.get(username=username)
             for operation in operations:
@@ -129,7 +146,9 @@ class Command(BaseCommand):
                     operator=user, operation=operation, defaults={"all_terminals": True, "all_card_aps": True}
                 )
         store_demo_master_keys()
-        self.stdout.write(f"Demo terminal credential ({first.provider} {first.name}): {DEMO_TERMINAL_TOKEN}")
+        self.stdout.write(
+            f"Demo terminal {first.provider} {first.name}: its new credential is in {credential_file}"
+        )
         self.stdout.write("One-time codes: .venv/bin/python manage.py demo_otp USERNAME")
         load_registry_demo(providers, Operator.objects.get(username="jlis"), self.stdout.write)
 
@@ -175,7 +194,7 @@ DEMO_APS = [
 
 def load_registry_demo(providers: dict, jlis: Operator, write: Callable[[str], object]) -> None:
     from cardap import service_calendar, services
-    from cardap.models import AutoLoadPreset, CardAP, MaintenanceWindow
+    from cardap.models import AutoLoadPreset, CardAP, CardAPShare, MaintenanceWindow
 
     for name, (kind, reference) in LEGAL_BASES.items():
         Provider.objects.filter(name=name, legal_basis_kind="").update(
@@ -200,6 +219,15 @@ def load_registry_demo(providers: dict, jlis: Operator, write: Callable[[str], o
             ap = services.approve_request(card_ap_id=ap.pk, actor=jlis)
         write(f"  {ap.aid}  {ap.get_type_display():<10} {ap.name}")
     city = providers["デモ市"]
+    # デモ市 co-provides the prefecture's type D AP and the company's custom AP (R3.4, "shared"),
+    # so city_op at 窓口端末1 loads one card AP of every type from the browser.
+    for provider_name, ap_name in (("デモ県", DEMO_APS[2][1]), ("デモ商事株式会社", DEMO_APS[4][1])):
+        shared = CardAP.objects.get(provider=providers[provider_name], name=ap_name)
+        if not CardAPShare.objects.filter(card_ap=shared, provider=city).exists():
+            services.add_share(
+                card_ap=shared, provider=city, role=CardAPShare.Role.SHARED, since=dt.date(2026, 4, 1),
+                actor=jlis, note="デモ: 共同利用",
+            )
     if not AutoLoadPreset.objects.filter(provider=city, name="転入窓口セット").exists():
         services.save_preset(
             provider=city, name="転入窓口セット", description="転入手続きの窓口で自動搭載",
@@ -216,5 +244,6 @@ def load_registry_demo(providers: dict, jlis: Operator, write: Callable[[str], o
             title="デモ計画保守", description="基盤ソフトウェアの更新（デモ）", starts_at=starts,
             ends_at=starts + dt.timedelta(hours=8), actor=jlis,
         )
+    write("デモ市 co-provides the デモ県 type D AP and the デモ商事 custom AP (shared use).")
     write("Preset 転入窓口セット and a planned maintenance window loaded.")
 
