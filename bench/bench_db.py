@@ -8,12 +8,12 @@ import atexit
 import os
 from urllib.parse import urlsplit, urlunsplit
 
-import psycopg2
+import psycopg
 
 
 def _admin(url: str):  # type: ignore[no-untyped-def]
     parts = urlsplit(url)
-    conn = psycopg2.connect(urlunsplit(parts._replace(path="/postgres")))
+    conn = psycopg.connect(urlunsplit(parts._replace(path="/postgres")))
     conn.autocommit = True
     return conn
 

@@ -42,10 +42,10 @@ def django_setup() -> None:
 
 
 def ensure_database() -> None:
-    import psycopg2
+    import psycopg
 
     base, name = DB_URL.rsplit("/", 1)
-    conn = psycopg2.connect(base + "/postgres")
+    conn = psycopg.connect(base + "/postgres")
     conn.autocommit = True
     with conn.cursor() as cur:
         cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name])
@@ -91,11 +91,11 @@ def reset(installations: int, cards: int) -> None:
         buf.write(f"{(n * step):016X}\t{aps[n % 4]}\tU{n:09d}\tpersonalised\t2026-01-01 00:00:00+00\n")
     buf.seek(0)
     with connection.cursor() as cur:
-        cur.cursor.copy_expert(
+        with cur.cursor.copy(
             "COPY cardap_cardapinstallation (card_id, card_ap_id, user_number, state, installed_at) "
-            "FROM STDIN",
-            buf,
-        )
+            "FROM STDIN"
+        ) as copy:
+            copy.write(buf.getvalue())
         cur.execute("ANALYZE cardap_cardapinstallation")
 
 

@@ -150,7 +150,8 @@ def stage_and_apply(stream: BinaryIO, header: feedfile.Header, feed, timings=Non
             buf = io.StringIO(
                 "".join(f"{c.line}\t{c.card}\t{c.status}\t{c.reason}\t{_db_time(c.at)}\n" for c in batch)
             )
-            raw.copy_expert("COPY rev_stage (line, card, status, reason, at) FROM STDIN", buf)
+            with raw.copy("COPY rev_stage (line, card, status, reason, at) FROM STDIN") as copy:
+                copy.write(buf.getvalue())
         cursor.execute("ANALYZE rev_stage")
         cursor.execute("DROP TABLE IF EXISTS rev_cand")
         cursor.execute("DROP TABLE IF EXISTS rev_changed")

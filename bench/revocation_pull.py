@@ -142,12 +142,12 @@ def proc_cpu(pid: int) -> float:
 def server_cpu(master: int) -> float:
     """CPU seconds so far of the web process (gunicorn's master and workers) and of every
     PostgreSQL backend connected to the benchmark database (the web process's connections)."""
-    import psycopg2
+    import psycopg
 
     pids = [master] + [
         int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit() and _ppid(p) == master
     ]
-    with psycopg2.connect(common.DB_URL) as conn, conn.cursor() as cur:
+    with psycopg.connect(common.DB_URL) as conn, conn.cursor() as cur:
         cur.execute(
             "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
         )

@@ -153,33 +153,16 @@ def _db_time(at: dt.datetime) -> str:
     return utc.isoformat() if connection.vendor == "postgresql" else utc.replace(tzinfo=None).isoformat(" ")
 
 
-class _CopySource:
-    """A file-like object that psycopg2's COPY reads from: each read() validates the next lines
-    of the feed and returns them as COPY text. One COPY streams the whole body, so PostgreSQL
-    parses and stores rows while Python validates the next ones, and memory stays flat.
-
-    psycopg2 turns an exception raised in read() into a generic QueryCanceled; the feed's own
-    error is kept here so the caller can raise it instead."""
-
-    def __init__(self, rows: Iterator[feedfile.Row], lines_per_read: int = 4096) -> None:
-        self._rows = rows
-        self._n = lines_per_read
-        self.error: feedfile.FeedError | None = None
-        self.rows = 0
-
-    def read(self, size: int = -1) -> str:
-        try:
-            batch = [
-                f"{line}\t{card}\t{status}\t{reason}\t{at}\n"
-                for line, card, status, reason, at, _ in itertools.islice(self._rows, self._n)
-            ]
-        except feedfile.FeedError as exc:
-            self.error = exc
-            raise
-        self.rows += len(batch)
-        return "".join(batch)
-
-    readline = read
+def _copy_text(rows: Iterator[feedfile.Row], lines_per_chunk: int = 4096) -> Iterator[str]:
+    """The feed's rows as COPY text, a chunk at a time: one COPY streams the whole body, so
+    PostgreSQL parses and stores rows while Python validates the next ones, and memory stays flat.
+    A feed error raised while reading aborts the COPY (psycopg sends COPY FAIL) and reaches the
+    caller as itself."""
+    while batch := [
+        f"{line}\t{card}\t{status}\t{reason}\t{at}\n"
+        for line, card, status, reason, at, _ in itertools.islice(rows, lines_per_chunk)
+    ]:
+        yield "".join(batch)
 
 
 def _stage(stream: BinaryIO, header: feedfile.Header, timings: dict[str, float]) -> None:
@@ -194,15 +177,9 @@ def _stage(stream: BinaryIO, header: feedfile.Header, timings: dict[str, float])
             )
             # The card identifiers, status words and validated times hold no tab, newline or
             # backslash, so the COPY text needs no escaping.
-            source = _CopySource(rows)
-            try:
-                cursor.cursor.copy_expert(
-                    "COPY rev_stage (line, card, status, reason, at) FROM STDIN", source, size=1 << 20
-                )
-            except Exception:  # psycopg2's own error class: the raw cursor is not wrapped by Django
-                if source.error is not None:
-                    raise source.error from None
-                raise
+            with cursor.cursor.copy("COPY rev_stage (line, card, status, reason, at) FROM STDIN") as copy:
+                for chunk in _copy_text(rows):
+                    copy.write(chunk)
             timings["parse_copy"] = time.perf_counter() - started
         else:
             cursor.execute(
@@ -484,6 +461,8 @@ def record_pull(*, provider: Provider, key: ProviderAPIKey, kind: str, last_seq:
             " last_seq = %s, key_prefix = %s WHERE provider_id = %s",
             [now, kind, last_seq, key.prefix, provider.pk],
         )
+        if no_wait:
+            cursor.nextset()  # the UPDATE's result comes after the SET's
         updated = cursor.rowcount
     if not updated:
         try:
