@@ -352,7 +352,10 @@ def test_the_relay_answers_in_the_agents_language_without_the_browser_stack(rela
     hello = httpx.get(
         relay_server.url + "/relay/v1/hello",
         timeout=10,
-        headers={"Authorization": f"Terminal {agent_terminal.credential}", "Cookie": "sessionid=x; csrftoken=y"},
+        headers={
+            "Authorization": f"Terminal {agent_terminal.credential}",
+            "Cookie": "sessionid=x; csrftoken=y",
+        },
     )
     assert hello.status_code == 200 and hello.json()["terminal"] == "窓口1"
     for got in (japanese, english, hello):
