@@ -36,7 +36,7 @@ class RelayHandler(ASGIHandler):
         self._view_middleware: list[Any] = []
         self._template_response_middleware: list[Any] = []
         self._exception_middleware: list[Any] = []
-        get_response = self._get_response_async
+        get_response = self._get_response_async  # type: ignore[attr-defined]  # (not in the stubs)
 
         async def no_response(request: HttpRequest) -> None:  # never called: hooks only
             return None
