@@ -330,3 +330,36 @@ def test_a_jobs_change_comes_in_the_answer_to_the_last_post_of_its_read(relay_se
     convs = CardConversation.objects.filter(pk__in=conversations).order_by("created_at")
     assert [c.program for c in convs] == ["card-read", "card-change"]
     assert requests == {"poll": 1, "post": sum(c.round_trips for c in convs)}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_relay_answers_in_the_agents_language_without_the_browser_stack(relay_server, agent_terminal):
+    """/relay/ runs only the middleware it needs (config.asgi.RELAY_MIDDLEWARE): the message in
+    the request's Accept-Language (Japanese by default) and the security headers, but nothing of
+    the browser stack — no session or CSRF cookie, no content security policy, no Vary: Cookie."""
+    def refused(**headers: str) -> httpx.Response:
+        return httpx.post(
+            relay_server.url + "/relay/v1/poll",
+            json={"session": session()},
+            timeout=10,
+            headers={"Authorization": "Terminal cat_deadbeef_notavalidsecret", **headers},
+        )
+
+    japanese, english = refused(), refused(**{"Accept-Language": "en"})
+    assert japanese.status_code == english.status_code == 401
+    assert "資格情報" in japanese.json()["message"] and japanese.headers["Content-Language"] == "ja"
+    assert english.json()["message"].isascii() and english.headers["Content-Language"] == "en"
+    hello = httpx.get(
+        relay_server.url + "/relay/v1/hello",
+        timeout=10,
+        headers={
+            "Authorization": f"Terminal {agent_terminal.credential}",
+            "Cookie": "sessionid=x; csrftoken=y",
+        },
+    )
+    assert hello.status_code == 200 and hello.json()["terminal"] == "窓口1"
+    for got in (japanese, english, hello):
+        assert got.headers["X-Content-Type-Options"] == "nosniff"
+        assert "Content-Security-Policy" not in got.headers
+        assert "set-cookie" not in got.headers
+        assert "Cookie" not in got.headers.get("Vary", "")
