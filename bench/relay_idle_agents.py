@@ -23,7 +23,8 @@ def make_credentials(n: int) -> list[str]:
     """n terminals with credentials, written in bulk (the issuing service audits one by one)."""
     from cardap.models import Provider
     from operators.models import Operator, Terminal
-    from operators.services import TOKEN_PREFIX, _digest
+    from operators.services import TOKEN_PREFIX
+    from operators.tokens import digest as _digest
 
     provider = Provider.objects.create(
         name="ベンチ市", kind=Provider.Kind.MUNICIPALITY, local_gov_code="131016", status=Provider.Status.LIVE

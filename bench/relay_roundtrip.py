@@ -67,9 +67,7 @@ def main() -> None:
         run_in_process(program(engine.Context("bench", 0, {}, b"s" * 32)), card.transmit)
         local.append(time.perf_counter() - t)
     relay_ms, local_ms = statistics.median(relay_times) * 1e3, statistics.median(local) * 1e3
-    print(
-        f"{time.strftime('%Y-%m-%d')} {platform.machine()} Python {platform.python_version()}"
-    )
+    print(f"{time.strftime('%Y-%m-%d')} {platform.machine()} Python {platform.python_version()}")
     print(f"database {env['DATABASE_URL'].split(':')[0]}, n={args.n}, medians:")
     print(f"  in-process identify      {local_ms:8.3f} ms")
     print(

@@ -107,6 +107,20 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Write transactions take SQLite's write lock when they begin, so concurrent ones (many agents
     # polling one ASGI process) wait their turn instead of failing with "database is locked".
     DATABASES["default"]["OPTIONS"]["transaction_mode"] = "IMMEDIATE"
+# A pool of PostgreSQL connections per process (psycopg 3's, through Django): under ASGI a request
+# may run on any thread, so persistent connections (DB_CONN_MAX_AGE) are not reused, and opening
+# a connection costs the PostgreSQL server more CPU than the queries of a relay request do.
+DB_POOL_SIZE = env_int("DB_POOL_SIZE", 0, minimum=0, maximum=200)
+if DB_POOL_SIZE:
+    if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
+        raise ImproperlyConfigured("DB_POOL_SIZE is for PostgreSQL (DATABASE_URL=postgres://...)")
+    if DATABASES["default"].get("CONN_MAX_AGE"):
+        raise ImproperlyConfigured("DB_POOL_SIZE and DB_CONN_MAX_AGE exclude each other: set one")
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": min(2, DB_POOL_SIZE),
+        "max_size": DB_POOL_SIZE,
+        "timeout": 20,
+    }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Redis: Celery broker, cache (lockout counters, rate limits) ---------------------------------

@@ -541,8 +541,40 @@ def classify(result: ProbeResult | Mapping[str, Any]) -> FaultClass:
 # operation before the card was touched, or that the card went away mid-operation.
 REFUSAL_CODES = frozenset(
     {"refused-scope", "service-closed", "maintenance", "consent-missing", "area-rule", "refused"}
+    # the loading rules' own codes (loading.rules.JobRefused): scope, hours, maintenance, consent,
+    # the area rules and the other checks made before the card is changed
+    | {
+        "scope",
+        "service_closed",
+        "consent_missing",
+        "provider_not_live",
+        "not_loadable",
+        "nothing_chosen",
+        "resident_not_confirmed",
+        "local_area_other_municipality",
+        "move_in_municipality_only",
+        "already_installed",
+        "not_on_card",
+        "terminal_busy",
+        "no_read",
+        "user_number",
+        "pin",
+        "request_key",
+        "card_busy",
+        "card_changed",
+    }
 )
 LOST_CODES = frozenset({"card-lost", "interrupted", "agent-silent", "CardLost"})
+# The loading engine's own error codes (gpcard.operations.ReadFailed and the job outcome) that
+# already name the class.
+JOB_CODES: dict[str, FaultClass] = {
+    "wrong-keys": FaultClass.KEYS_REJECTED,
+    "keys-rejected": FaultClass.KEYS_REJECTED,
+    "keys-unknown": FaultClass.KEYS_REJECTED,
+    "CardCryptogramError": FaultClass.KEYS_REJECTED,
+    "not-my-number-card": FaultClass.NOT_MY_NUMBER_CARD,
+    "capacity": FaultClass.AREA_FULL,  # refused before the card: the read found the area full
+}
 
 
 def classify_job_log(entries: Iterable[Mapping[str, Any]], error_code: str = "") -> FaultClass:
@@ -558,8 +590,9 @@ def classify_job_log(entries: Iterable[Mapping[str, Any]], error_code: str = "")
         return FaultClass.SERVER_REFUSED
     if codes & LOST_CODES:
         return FaultClass.COMMUNICATION_LOST
-    if codes & {"keys-rejected", "keys-unknown", "CardCryptogramError"}:
-        return FaultClass.KEYS_REJECTED
+    for code in sorted(codes):
+        if code in JOB_CODES:
+            return JOB_CODES[code]
     failing = [e for e in steps if e.get("sw") and int(str(e["sw"]), 16) not in (0x9000, 0x6310)]
     if not failing:
         return FaultClass.COMMUNICATION_LOST if steps and not steps[-1].get("sw") else FaultClass.UNCLASSIFIED

@@ -4,13 +4,15 @@ the card conversation behind it. Read only: a diagnosis is evidence."""
 from __future__ import annotations
 
 import json
+import uuid
 
 from django.contrib import admin
+from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 
 from loading.advice import advice_for, explain_sw
-from loading.models import Diagnosis
+from loading.models import Diagnosis, Job
 from operators.admin_site import ReadOnlyAdmin
 
 
@@ -30,6 +32,7 @@ class DiagnosisAdmin(ReadOnlyAdmin):
         "advice",
         "card_id",
         "job_reference",
+        "job",
         "incident_key",
         "steps",
         "job_steps",
@@ -61,13 +64,37 @@ class DiagnosisAdmin(ReadOnlyAdmin):
             ),
         )
 
+    @admin.display(description=_("対象の操作"))
+    def job(self, obj: Diagnosis) -> str:
+        """The job the diagnosis is about (its reference is the job's id): kind, state, error,
+        terminal and when it started."""
+        try:
+            pk = uuid.UUID(obj.job_reference)
+        except ValueError:
+            return ""
+        job = Job.objects.select_related("terminal").filter(pk=pk).first()
+        if job is None:
+            return ""
+        return format_html(
+            '<span class="diagnosis-job">{} · {} · {} · {} · {}</span>',
+            job.get_kind_display(),
+            job.get_state_display(),
+            job.error_code or "—",
+            job.terminal.name,
+            timezone.localtime(job.created_at).strftime("%Y-%m-%d %H:%M:%S"),
+        )
+
     @admin.display(description=_("操作の手順記録"))
     def job_steps(self, obj: Diagnosis) -> str:
         return format_html_join(
             "",
             "<div>{} · {} · {}</div>",
             (
-                (e.get("label", ""), e.get("command", ""), explain_sw(e["sw"]) if e.get("sw") else "—")
+                (
+                    e.get("label") or e.get("step", ""),
+                    e.get("command", ""),
+                    explain_sw(e["sw"]) if e.get("sw") else "—",
+                )
                 for e in obj.job_log
             ),
         )

@@ -3,14 +3,10 @@ keys (diversified from the region master keys), card AP keys, and system-fixed P
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-
 from cardap import services as registry
 from cardap.keystore import get_keystore
 from cardap.models import CardAP
 from gpcard.aid import AID
-from gpcard.keystore import KeyNotFoundError
 from gpcard.scp03 import StaticKeys
 
 KEY_VERSION = 0x30
@@ -20,24 +16,13 @@ def card_keys(sd: AID, iin: bytes, cin: bytes) -> StaticKeys:
     return get_keystore().card_keys(sd, KEY_VERSION, iin, cin)
 
 
-def system_pin_name(card_ap: CardAP) -> str:
-    return f"card_ap:{card_ap.pk}:system-pin"
-
-
 def system_fixed_pin(card_ap: CardAP) -> str:
-    """The PIN every card carrying ``card_ap`` gets when its PIN is system-fixed: derived from a
-    secret kept in the key store (created on first use; version 1 always, so two processes
-    creating it at once still agree), as many digits as the AP's minimum PIN length."""
-    store = get_keystore()
-    name = system_pin_name(card_ap)
-    try:
-        _v, secret = store.ap_key(name, 1)
-    except KeyNotFoundError:
-        store.rotate_ap_key(name)
-        _v, secret = store.ap_key(name, 1)
-    digest = hmac.new(secret, b"system-fixed PIN", hashlib.sha256).digest()
-    digits = str(int.from_bytes(digest, "big"))
-    return digits[-card_ap.pin_min_length :]
+    """The PIN every card carrying ``card_ap`` gets when its PIN is system-fixed: the registry's
+    own (the one the access key packages carry to the provider's readers), never a second
+    derivation of it."""
+    pin = registry.system_fixed_pin(card_ap)
+    assert pin is not None, "only an AP whose PIN source is the system has a system-fixed PIN"
+    return pin
 
 
 def ap_key(card_ap: CardAP, version: int | None) -> bytes | None:

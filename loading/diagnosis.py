@@ -3,9 +3,10 @@
 - :func:`start_diagnosis` probes the card at a terminal (the ``diagnose`` program); when the
   agent's own report already says no reader, no card or not a My Number Card, it concludes at once.
 - :func:`diagnose_job_log` classifies a failed operation from its own step log, without a probe.
-- When a diagnosis ends, failures that point at the service or the card stock rather than one
-  card (keys rejected on several cards of one batch; a terminal whose operations all fail) are
-  reported to the provider's failure contact once per incident (``notify_failure``).
+- Failures that point at the service or the card stock rather than one card are reported to the
+  provider's failure contact once per incident (``notify_failure``): a terminal whose jobs all
+  fail (from its Job rows, when a job fails), keys rejected on several cards of one batch (from
+  the failed jobs whose own log says so and the probes that found so).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any
 
 from django.core.exceptions import PermissionDenied
 from django.db import IntegrityError, transaction
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.dispatch import receiver
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -37,7 +38,7 @@ from gpcard.diagnosis import (
     presence_result,
 )
 from loading import engine
-from loading.models import CardConversation, Diagnosis
+from loading.models import CardConversation, Diagnosis, Job
 from operators.audit import record
 from operators.models import Operation, Operator, Terminal
 from operators.policy import check_scope, is_jlis, principal_of
@@ -47,10 +48,8 @@ log = logging.getLogger(__name__)
 # A card batch (manufacturing lot) is told by the first 4 bytes of the CIN (8 hex digits).
 BATCH_PREFIX = 8
 KEYS_REJECTED_CARDS = 3  # distinct cards of one batch with keys rejected within the window
-TERMINAL_FAILURES = 3  # consecutive failed diagnoses at one terminal, on more than one card
+TERMINAL_FAILURES = 3  # consecutive failed jobs at one terminal, on more than one card
 WINDOW = dt.timedelta(hours=24)
-# Classes that say nothing about the service or the card stock.
-_NOT_SYSTEMIC = {FaultClass.NO_FAULT, FaultClass.SERVER_REFUSED}
 
 
 def authorize_diagnosis(operator: Operator, terminal: Terminal) -> None:
@@ -90,6 +89,8 @@ def start_diagnosis(
     Raises PermissionDenied (scope), ServiceClosed (hours, maintenance), engine.TerminalBusy."""
     authorize_diagnosis(operator, terminal)
     check_can_start_job()
+    if presence is None:
+        presence = reported_presence(terminal)
     plan = ProbePlan(
         presence=Presence.from_dict(presence),
         need_free={Area[k.upper()]: int(v) for k, v in (need_free or {}).items()},
@@ -113,6 +114,19 @@ def start_diagnosis(
             detail={"terminal": terminal.pk, "job": diag.job_reference},
         )
     return diag
+
+
+def reported_presence(terminal: Terminal) -> dict[str, Any] | None:
+    """What the terminal's agent last reported (reader, card, ATR), as the probe plan takes it;
+    None when no agent is connected (nothing reported: the card is probed all the same)."""
+    from loading.selectors import terminal_presence
+
+    presence = terminal_presence(terminal)
+    if not presence.online:
+        return None
+    if not presence.reader:
+        return {"reader": False}
+    return {"reader": True, "card": presence.card_present, "atr": presence.atr or None}
 
 
 def refusal_code(exc: Exception) -> str:
@@ -148,7 +162,7 @@ def diagnose_job_log(
                 "command": str(entry.get("command", "")),
                 "sw": sw.upper(),
                 "finding": str(entry.get("code", "")),
-                "detail": {"label": str(entry.get("label", ""))},
+                "detail": {"label": str(entry.get("label") or entry.get("step", ""))},
             }
         )
     if error_code and not any(s["status"] == FAILED for s in steps):
@@ -163,6 +177,15 @@ def diagnose_job_log(
             card_id=card_id,
         )
         _finish(diag, {"steps": steps, "facts": {"error_code": error_code}}, fault)
+        # The incident this failure is part of, if one is open (it was reported when the job failed).
+        incident = None
+        if fault == FaultClass.KEYS_REJECTED:
+            incident = _batch_incident(diag.card_id, diag.reference)
+        if incident is None and fault not in (FaultClass.SERVER_REFUSED, FaultClass.NO_FAULT):
+            incident = _terminal_incident(terminal)
+        if incident is not None:
+            diag.incident_key = incident[0]
+            diag.save(update_fields=["incident_key"])
         record(
             action="diagnosis.started",
             actor=operator,
@@ -208,56 +231,104 @@ def _conversation_ended(sender: Any, conversation: CardConversation, **_kwargs: 
 
 
 # --- failures of the service or the card stock ----------------------------------------------
+#
+# Computed from the evidence each rule is about: a terminal's own jobs (Job rows: the failed
+# operations at that terminal in the window), and for a card batch every failed job whose own
+# log says the keys were rejected plus the probes that found so (a probe leaves no job).
+
+FAILED_JOBS = (Job.State.FAILED, Job.State.INTERRUPTED)
+
+
+def _job_card(job: Job) -> str:
+    return (job.card_id or job.expected_card).upper()
+
+
+def _keys_rejected_cards(batch: str, since: dt.datetime) -> set[str]:
+    """Distinct cards of ``batch`` (CIN prefix) with their keys rejected since ``since``."""
+    jobs = Job.objects.filter(state__in=FAILED_JOBS, finished_at__gte=since).filter(
+        Q(card_id__istartswith=batch) | Q(card_id="", expected_card__istartswith=batch)
+    )
+    cards = {
+        _job_card(j)
+        for j in jobs.only("card_id", "expected_card", "steps", "error_code")
+        if classify_job_log(j.steps, j.error_code) == FaultClass.KEYS_REJECTED
+    }
+    probes = Diagnosis.objects.filter(
+        source=Diagnosis.Source.PROBE,
+        state=Diagnosis.State.DONE,
+        fault_class=FaultClass.KEYS_REJECTED,
+        finished_at__gte=since,
+        card_id__istartswith=batch,
+    )
+    return cards | {c.upper() for c in probes.values_list("card_id", flat=True)}
+
+
+def _batch_incident(card_id: str, reference: str) -> tuple[str, str, str] | None:
+    if len(card_id) < BATCH_PREFIX:
+        return None
+    batch = card_id[:BATCH_PREFIX].upper()
+    cards = _keys_rejected_cards(batch, timezone.now() - WINDOW)
+    if len(cards) < KEYS_REJECTED_CARDS:
+        return None
+    day = timezone.now().astimezone(JST).date().isoformat()
+    summary = _("同じ製造ロット（%(batch)s）の複数のカードで鍵の認証に失敗") % {"batch": batch}
+    detail = _(
+        "%(n)d 枚のカードで相互認証に失敗しました。"
+        "鍵の登録またはカードの製造に問題がある可能性があります。受付番号: %(ref)s"
+    ) % {"n": len(cards), "ref": reference}
+    return f"keys-rejected-batch:{batch}:{day}", summary, detail
+
+
+def _terminal_incident(terminal: Terminal) -> tuple[str, str, str] | None:
+    """The terminal's last TERMINAL_FAILURES finished jobs in the window all failed, on more than
+    one card (refusals are the server's rules, not the terminal's: they are left out)."""
+    last = list(
+        Job.objects.filter(terminal=terminal, finished_at__gte=timezone.now() - WINDOW)
+        .exclude(state__in=(*Job.ACTIVE_STATES, Job.State.REFUSED))
+        .order_by("-finished_at")[:TERMINAL_FAILURES]
+    )
+    if len(last) < TERMINAL_FAILURES or any(j.state not in FAILED_JOBS for j in last):
+        return None
+    if len({_job_card(j) or str(j.pk) for j in last}) < 2:
+        return None  # one card failing again and again is that card's fault
+    day = timezone.now().astimezone(JST).date().isoformat()
+    summary = _("端末「%(t)s」の操作が続けて失敗") % {"t": terminal.name}
+    detail = _(
+        "端末「%(t)s」で %(n)d 件続けて、異なるカードで操作が失敗しました。"
+        "端末・リーダ・通信の問題の可能性があります。操作: %(refs)s"
+    ) % {"t": terminal.name, "n": len(last), "refs": ", ".join(str(j.pk) for j in reversed(last))}
+    return f"terminal-failures:{terminal.pk}:{day}", summary, detail
+
+
+def _notify(provider_id: int, incident: tuple[str, str, str]) -> None:
+    key, summary, detail = incident
+    provider = Provider.objects.get(pk=provider_id)
+    transaction.on_commit(lambda: notify_failure(provider, key, summary, detail))
+
+
+def job_failed(job: Job) -> None:
+    """A card job ended failed or interrupted: does it make (or add to) an incident?"""
+    fault = classify_job_log(job.steps, job.error_code)
+    incident = None
+    if fault == FaultClass.KEYS_REJECTED:
+        incident = _batch_incident(_job_card(job), str(job.pk))
+    if incident is None:
+        incident = _terminal_incident(job.terminal)
+    if incident is not None:
+        _notify(job.provider_id, incident)
 
 
 def _report_if_systemic(diag: Diagnosis) -> None:
-    fault = FaultClass(diag.fault_class) if diag.fault_class in FaultClass.__members__.values() else None
-    if fault is None or fault in _NOT_SYSTEMIC:
+    """A probe that found the keys rejected is evidence for its card's batch (a failed job is
+    counted when it fails: see :func:`job_failed`)."""
+    if diag.source != Diagnosis.Source.PROBE or diag.fault_class != FaultClass.KEYS_REJECTED:
         return
-    since = timezone.now() - WINDOW
-    day = timezone.now().astimezone(JST).date().isoformat()
-    recent = Diagnosis.objects.filter(state=Diagnosis.State.DONE, finished_at__gte=since)
-    key = summary = detail = ""
-    if fault == FaultClass.KEYS_REJECTED and len(diag.card_id) >= BATCH_PREFIX:
-        batch = diag.card_id[:BATCH_PREFIX].upper()
-        cards = set(
-            recent.filter(fault_class=FaultClass.KEYS_REJECTED, card_id__istartswith=batch).values_list(
-                "card_id", flat=True
-            )
-        )
-        if len(cards) >= KEYS_REJECTED_CARDS:
-            key = f"keys-rejected-batch:{batch}:{day}"
-            summary = _("同じ製造ロット（%(batch)s）の複数のカードで鍵の認証に失敗") % {"batch": batch}
-            detail = _(
-                "%(n)d 枚のカードで相互認証に失敗しました。"
-                "鍵の登録またはカードの製造に問題がある可能性があります。受付番号: %(ref)s"
-            ) % {
-                "n": len(cards),
-                "ref": diag.reference,
-            }
-    if not key:
-        last = list(recent.filter(terminal=diag.terminal).order_by("-finished_at")[:TERMINAL_FAILURES])
-        if (
-            len(last) == TERMINAL_FAILURES
-            and all(d.fault_class not in _NOT_SYSTEMIC for d in last)
-            and len({d.card_id for d in last}) > 1
-        ):
-            key = f"terminal-failures:{diag.terminal_id}:{day}"
-            summary = _("端末「%(t)s」の操作が続けて失敗") % {"t": diag.terminal.name}
-            detail = _(
-                "端末「%(t)s」で %(n)d 件続けて、異なるカードで障害となりました。"
-                "端末・リーダ・通信の問題の可能性があります。受付番号: %(refs)s"
-            ) % {
-                "t": diag.terminal.name,
-                "n": len(last),
-                "refs": ", ".join(d.reference for d in last),
-            }
-    if not key:
+    incident = _batch_incident(diag.card_id, diag.reference)
+    if incident is None:
         return
-    Diagnosis.objects.filter(pk=diag.pk).update(incident_key=key)
-    diag.incident_key = key
-    provider = Provider.objects.get(pk=diag.provider_id)
-    transaction.on_commit(lambda: notify_failure(provider, key, summary, detail))
+    Diagnosis.objects.filter(pk=diag.pk).update(incident_key=incident[0])
+    diag.incident_key = incident[0]
+    _notify(diag.provider_id, incident)
 
 
 # --- selectors -------------------------------------------------------------------------------

@@ -314,6 +314,10 @@ def interrupt(conversation_id: str, reason: str, *, idle_before: datetime | None
 
 
 def open_conversation_for(terminal_id: int) -> CardConversation | None:
-    return CardConversation.objects.filter(
-        terminal_id=terminal_id, state__in=CardConversation.OPEN_STATES
-    ).first()
+    """The terminal's open conversation (its id and state; the rest, the transcript above all, is
+    loaded only if asked for), or None."""
+    return (
+        CardConversation.objects.filter(terminal_id=terminal_id, state__in=CardConversation.OPEN_STATES)
+        .only("id", "terminal_id", "state")
+        .first()
+    )

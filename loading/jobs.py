@@ -26,7 +26,7 @@ from django.utils.translation import gettext_lazy
 
 from cardap.keystore import get_keystore
 from cardap.models import CardAP, CardAPInstallation
-from gpcard import operations
+from gpcard import gp, operations
 from gpcard.conversation import Batch
 from gpcard.operations import CardContent
 from loading import engine, rules
@@ -383,10 +383,30 @@ def _end(job: Job, method: str, *args: Any) -> None:
     job.sealed_secrets = ""
     job.save()
     _audit(job, f"job.{job.state}", {"kind": job.kind, "card_id": job.card_id, "error": job.error_code})
+    if job.state in (Job.State.FAILED, Job.State.INTERRUPTED):
+        from loading import diagnosis
+
+        diagnosis.job_failed(job)
+
+
+def _card_answered(conv: CardConversation) -> str:
+    """The CIN the card told in the first trip of a read that failed later (the card manager's
+    GET DATA CIN answered 9000), so a failed job still names its card; "" when it did not."""
+    if conv.program != "card-read" or not conv.transcript:
+        return ""
+    responses = conv.exchanges()[0][1]
+    if len(responses) < 3 or responses[2][-2:] != b"\x90\x00":
+        return ""
+    try:
+        return gp.parse_cin(responses[2][:-2]).hex().upper()
+    except gp.GPError:
+        return ""
 
 
 def advance(job: Job, conv: CardConversation) -> None:
     job.add_steps(step_log(conv))
+    if conv.state != CardConversation.State.FINISHED and not job.card_id:
+        job.card_id = _card_answered(conv) or job.expected_card
     if conv.state in (CardConversation.State.INTERRUPTED, CardConversation.State.CANCELLED):
         for item in job.items.filter(outcome=JobItem.Outcome.PLANNED):
             item.outcome = JobItem.Outcome.UNKNOWN

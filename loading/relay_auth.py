@@ -30,4 +30,4 @@ def credential_id(credential: str) -> str:
 
 def terminal_for(credential: str) -> Terminal | None:
     """The active terminal holding ``credential``, or None."""
-    return authenticate_terminal(credential) if credential else None
+    return authenticate_terminal(credential, administrator=False) if credential else None

@@ -66,6 +66,22 @@ def report_presence(*, terminal: Terminal, state: AgentState, address: str | Non
     agent (that agent keeps the terminal); a new session takes the terminal over, and the agent
     that held it is woken to be told so."""
     now = timezone.now()
+    # The agent holding the terminal polling again (every poll but its first): one UPDATE, which
+    # takes the row lock itself; nothing else can have changed for it.
+    if (
+        TerminalPresence.objects.filter(terminal=terminal, agent_session=state.session)
+        .exclude(superseded_session=state.session)
+        .update(
+            agent_version=state.agent,
+            agent_address=address,
+            reader=state.reader,
+            card_present=state.card_present,
+            atr=state.atr,
+            last_poll_at=now,
+        )
+    ):
+        Terminal.objects.filter(pk=terminal.pk).update(last_seen_at=now)
+        return True
     with transaction.atomic():
         presence, created = TerminalPresence.objects.select_for_update().get_or_create(terminal=terminal)
         if state.session == presence.superseded_session:

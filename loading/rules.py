@@ -60,7 +60,8 @@ def check_service_open() -> None:
     try:
         service_calendar.check_can_start_job()
     except service_calendar.ServiceClosed as exc:
-        raise JobRefused("service_closed", exc.message, _("再開後にもう一度操作してください。")) from None
+        code = "maintenance" if exc.reason == "maintenance" else "service_closed"
+        raise JobRefused(code, exc.message, _("再開後にもう一度操作してください。")) from None
 
 
 def check_consent(consent: bool) -> None:

@@ -322,7 +322,8 @@ def diagnose(request: HttpRequest, pk: str) -> HttpResponse:
     from loading import diagnosis
 
     job = _job(request, pk)
-    if job.state not in (Job.State.FAILED, Job.State.INTERRUPTED) or job.provider_id != getattr(
+    ended = (Job.State.FAILED, Job.State.INTERRUPTED, Job.State.REFUSED)
+    if job.state not in ended or job.provider_id != getattr(
         request.user, "provider_id", None
     ):
         raise policy.not_found(request, reason="not_diagnosable", job=str(job.pk))

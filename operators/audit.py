@@ -1,5 +1,6 @@
 """Writing to the audit log. Every sign-in, failure, permission change and card operation goes
 through `record`, which appends one hash-chained entry."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -62,7 +63,11 @@ def record(
     actor_name = actor if isinstance(actor, str) else (getattr(actor, "username", "") or "")
     if provider_id is None and actor is not None and not isinstance(actor, str):
         provider_id = getattr(actor, "provider_id", None)
-    with transaction.atomic():
+    # The chain's lock is held from here to the commit of the caller's transaction: every round
+    # trip after it is serial for the whole service. No savepoint (an append that fails fails the
+    # caller's transaction, which is what it must do anyway). The head is read in a statement of
+    # its own AFTER the lock: in one statement with it, its snapshot would predate the wait.
+    with transaction.atomic(savepoint=False):
         if connection.vendor == "postgresql":
             with connection.cursor() as cursor:
                 cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_ADVISORY_LOCK_KEY])

@@ -413,13 +413,16 @@ def revoke_terminal_credential(
         )
 
 
-def authenticate_terminal(token: str) -> Terminal | None:
+def authenticate_terminal(token: str, *, administrator: bool = True) -> Terminal | None:
     """The active terminal holding `token`, or None. Lookup is by digest, so timing reveals nothing
-    about the secret; the provider must be live and the credential unrevoked."""
+    about the secret; the provider must be live and the credential unrevoked. ``administrator``:
+    fetch the terminal's administrator with it (the API's request.user); the relay, which checks
+    the credential on every poll and POST, does not need it."""
     if not token or not token.startswith(TOKEN_PREFIX) or len(token) > 200:
         return None
+    related = ("provider", "administrator") if administrator else ("provider",)
     terminal = (
-        Terminal.objects.select_related("provider", "administrator")
+        Terminal.objects.select_related(*related)
         .filter(credential_hash=tokens.digest(token), credential_revoked_at__isnull=True, is_active=True)
         .first()
     )

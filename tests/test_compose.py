@@ -172,9 +172,11 @@ def test_production_refuses_a_short_secret_key(tmp_path):
 
 
 def test_make_run_serves_with_uvicorn():
+    """The demo serves with the production ASGI server (tests/pcsc/test_make_run.py runs it)."""
     script = (ROOT / "scripts" / "run-demo.sh").read_text()
-    last = [line for line in script.splitlines() if line.strip() and not line.startswith("#")][-1]
-    assert "-m uvicorn config.asgi:application" in last and "runserver" not in script
+    code = [line for line in script.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+    assert any(line.lstrip().startswith('"$BIN/python" -m uvicorn config.asgi:application') for line in code)
+    assert "runserver" not in script
 
 
 def test_production_refuses_the_published_demo_keystore_key(tmp_path):

@@ -245,3 +245,26 @@ def test_audit_page_shows_details_as_key_value_pairs(world, login, history):
 
     assert '<dt>changes.role</dt><dd>["operator", "terminal_admin"]</dd>' in html.unescape(body)
     assert '{"changes"' not in html.unescape(body) and "{'changes'" not in html.unescape(body)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_append_inside_a_transaction_adds_no_savepoint_to_the_serial_section(world):
+    """The chain's lock is held from the append to the commit: an append inside the caller's
+    transaction sends only the lock, the head and the INSERT (no SAVEPOINT / RELEASE round trips),
+    and the entry still commits or rolls back with the caller's work."""
+    from django.db import transaction
+    from django.test.utils import CaptureQueriesContext
+
+    from operators.audit import verify_chain
+
+    with transaction.atomic(), CaptureQueriesContext(connection) as sent:
+        record(action="test.append", actor="system", target="t1")
+    statements = [q["sql"].split()[0].upper() for q in sent.captured_queries]
+    assert not [s for s in statements if s in ("SAVEPOINT", "RELEASE")], statements
+    with pytest.raises(RuntimeError), transaction.atomic():
+        record(action="test.rolled_back", actor="system", target="t2")
+        raise RuntimeError
+    assert list(AuditEntry.objects.values_list("action", flat=True).filter(action__startswith="test.")) == [
+        "test.append"
+    ]
+    assert verify_chain() == []

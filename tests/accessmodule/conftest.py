@@ -1,9 +1,11 @@
 """A virtual My Number Card in a vpcd reader carrying card APs the service manufactured (registry
-approval, AP keys and system-fixed PINs from the key store), and access key packages exported by
-the service for them."""
+approval, AP keys and system-fixed PINs from the key store) and loaded itself through its jobs
+over the relay (uvicorn + the real cardap-agent + pcscd/vpcd), and access key packages exported
+by the service for them. Run under ``flock /tmp/cardap-pcsc.lock``."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,13 +16,17 @@ from cardap import services
 from cardap.keystore import get_keystore
 from cardap.models import CardAP
 from cardap_access import open_package
-from gpcard import gp
-from gpcard.aid import AID, EXTENDED_AREA_SD_AID, custom_module_aid
-from gpcard.apdesc import Area, CardAPDescription, FileStructure, parse_load_file
+from gpcard.apdesc import CardAPDescription, FileStructure
 from gpcard.keypackage import KeyPackage
-from gpcard.session import CardSession
-from tests.pcsc.readers import PcscCard, insert_card, pcscd_service
+from loading import services as services_jobs
+from loading.models import Job
+from operators.models import Operation, OperatorScope
+from tests.loading.jobs_support import open_all_day
+from tests.pcsc.readers import PcscCard, card_present, insert_card, wait_for
 from tests.registry_helpers import request_fields
+from tests.relay import conftest as relay
+from tests.relay.conftest import AgentTerminal, make_terminal, wait_presence
+from tests.relay.live import POLL_SECONDS, wait_until
 from vcard import VirtualCard
 from vcard.bureau import DEMO_MASTER_KEYS
 
@@ -31,10 +37,12 @@ PASSPHRASE = "correct horse battery staple"
 KEY_VERSION = 0x30
 
 
-@pytest.fixture(scope="session")
-def pcscd() -> Iterator[None]:
-    with pcscd_service():
-        yield
+# The relay's fixtures: its uvicorn server process (one per session), pcscd, the real agent.
+_relay_server_process = relay._relay_server_process
+relay_server = relay.relay_server
+agent_command = relay.agent_command
+pcscd = relay.pcscd
+start_agent = relay.start_agent
 
 
 @dataclass
@@ -73,82 +81,119 @@ def city_aps(world) -> dict[str, CardAP]:
     }
 
 
-def _content(desc: CardAPDescription, user_number: str) -> dict[int, bytes | list[bytes]]:
-    """What each file holds: the user number where the description says, a pattern elsewhere."""
+def expected_content(desc: CardAPDescription, user_number: str) -> dict[int, bytes | list[bytes]]:
+    """What each file holds after the service's personalisation: the user number where the
+    description says (the only content the service writes), the rest as the card created it
+    (zeros)."""
     loc = desc.user_number
     out: dict[int, bytes | list[bytes]] = {}
     for f in desc.files:
         if f.structure == FileStructure.TRANSPARENT:
-            body = bytearray(bytes((i * 7 + f.fid) & 0xFF for i in range(f.length)))
+            body = bytearray(f.length)
             if f.fid == loc.fid:
                 body[loc.offset : loc.offset + loc.length] = user_number.encode()
             out[f.fid] = bytes(body)
         else:
-            records = [
-                bytearray(f"REC{n:02d}".encode().ljust(f.record_length, b"\x00")[: f.record_length])
-                for n in range(1, f.record_count + 1)
-            ]
+            records = [bytearray(f.record_length) for _n in range(f.record_count)]
             if f.fid == loc.fid:
                 records[loc.record - 1][loc.offset : loc.offset + loc.length] = user_number.encode()
             out[f.fid] = [bytes(r) for r in records]
     return out
 
 
-def _dgis(ap: CardAP, desc: CardAPDescription, content: dict[int, bytes | list[bytes]]) -> list[bytes]:
-    dgis: list[bytes] = []
-    for fid, body in content.items():
-        if isinstance(body, bytes):
-            dgis += gp.file_content_dgis(fid, 0, body)
-        else:
-            dgis += [gp.dgi_file_content(fid, n, 0, r) for n, r in enumerate(body, 1)]
-    key = services.current_key(ap)
-    if key is not None:
-        dgis.append(gp.dgi_ap_key(key[1]))
-    if desc.pin_policy is not None:
-        dgis.append(gp.dgi_pin(services.system_fixed_pin(ap) or HOLDER_PIN))
-    return dgis
+# Power is lost during the STORE DATA of the load of "E", counted from the start of that load (its
+# read of 9 commands, then SELECT, INITIALIZE UPDATE, EXTERNAL AUTHENTICATE, INSTALL [for install],
+# INSTALL [for personalization]): installed by the service, never personalised.
+TEAR_IN_PERSONALISATION = 15
 
 
-def load_through_pcsc(pc: PcscCard, aps: dict[str, CardAP], personalise: set[str]) -> LoadedCard:
+def _run(job: Job) -> Job:
+    def ended() -> bool:
+        job.refresh_from_db()
+        return not job.is_active
+
+    wait_until(ended, POLL_SECONDS + 60, f"job {job.pk} to end")
+    return job
+
+
+def load_through_the_service(
+    world, at: AgentTerminal, card: VirtualCard, aps: dict[str, CardAP], personalise: set[str]
+) -> LoadedCard:
+    """The service loads ``aps`` onto the card in the terminal's reader with its own jobs (a read,
+    then a load) over the relay; those not in ``personalise`` are torn mid-load, one by one."""
     store = get_keystore()
     for sd, master in DEMO_MASTER_KEYS.items():
         store.put_master_key(sd, KEY_VERSION, master)
-    s = CardSession(pc.transmit)
-    s.select(EXTENDED_AREA_SD_AID)
-    iin, cin = s.card_identity()
-    s.open_secure_channel(store.card_keys(EXTENDED_AREA_SD_AID, KEY_VERSION, iin, cin))
-    loaded = LoadedCard(pc.card, pc, aps)
-    for kind, ap in aps.items():
+    OperatorScope.objects.create(
+        operator=world.city_operator, operation=Operation.LOAD, all_terminals=True, all_card_aps=True
+    )
+
+    def load(kinds: list[str], key: str, tear_at: int | None = None) -> Job:
+        read = _run(
+            services_jobs.start_read(
+                operator=world.city_operator, terminal=at.terminal, request_key=f"{key}-r"
+            )
+        )
+        assert read.state == Job.State.SUCCEEDED, (read.error_code, read.steps[-3:])
+        card.faults.tear_at = tear_at
+        holder = CardAP.PinSource.HOLDER
+        items = [
+            services_jobs.LoadItem(aps[k], pin=HOLDER_PIN if aps[k].pin_source == holder else "")
+            for k in kinds
+        ]
+        return _run(
+            services_jobs.start_load(
+                operator=world.city_operator,
+                terminal=at.terminal,
+                read_job=read,
+                items=items,
+                consent=True,
+                resident_confirmed=True,
+                request_key=key,
+            )
+        )
+
+    loaded = LoadedCard(card, None, aps)  # type: ignore[arg-type]
+    whole = [k for k in aps if k in personalise]
+    job = load(whole, "load")
+    assert job.state == Job.State.SUCCEEDED, (job.error_code, job.steps[-3:])
+    for kind in whole:
+        ap = aps[kind]
+        loaded.user_numbers[kind] = job.request["user_numbers"][str(ap.pk)]
         desc = CardAPDescription.decode(bytes.fromhex(ap.description_hex))
-        instance = AID.from_hex(ap.aid or "")
-        if ap.is_custom:
-            _sd, signature, block = parse_load_file(bytes(ap.load_file or b""))
-            load_file = AID.from_hex(ap.load_file_aid or "")
-            s.load_custom(load_file, block, signature, sd=EXTENDED_AREA_SD_AID)
-            s.install_custom(load_file, custom_module_aid(Area.EXTENDED, ap.serial or 0), instance)
-        else:
-            s.install_standard(desc, instance)
-        if kind in personalise:
-            number = services.user_number_for(ap)
-            content = _content(desc, number)
-            s.personalise(instance, _dgis(ap, desc, content))
-            loaded.user_numbers[kind] = number
-            loaded.data[kind] = content
+        loaded.data[kind] = expected_content(desc, loaded.user_numbers[kind])
+    for kind in (k for k in aps if k not in personalise):
+        torn = load([kind], f"torn-{kind}", TEAR_IN_PERSONALISATION)
+        assert torn.state == Job.State.FAILED and torn.error_code == "card-lost", torn.steps[-2:]
+        assert torn.steps[-1]["command"] == "STORE DATA" and torn.steps[-1]["sw"] == ""
+    assert card.info()["instances"] == {ap.aid: "0F" if k in personalise else "07" for k, ap in aps.items()}
     return loaded
 
 
 @pytest.fixture
-def loaded_card(world, pcscd) -> Iterator[LoadedCard]:
-    """A virtual card in a vpcd reader with the city's card APs on it.
-
-    Stand-in for the real load job: until the relay and card jobs exist, the APs the registry
-    manufactured (descriptions, signed custom load file, AP keys and system-fixed PINs from the
-    key store) are installed and personalised here with gpcard over PC/SC (pyscard + pcscd +
-    vpcd). When the load job lands, replace this body with a job run through the relay: the
-    tests only use the returned LoadedCard."""
-    pc = insert_card(VirtualCard.create())
+def loaded_card(world, settings, relay_server, start_agent, pcscd, tmp_path) -> Iterator[LoadedCard]:
+    """A virtual card in a vpcd reader with the city's card APs on it, loaded by the service: its
+    read and load jobs run in the ASGI server process (uvicorn) and reach the card through the
+    real cardap-agent, pyscard, pcscd and vpcd. "E" is torn mid-load (installed, not
+    personalised). The agent stops once the card is loaded: the access module has the reader."""
+    open_all_day(settings)
+    at = make_terminal(world, tmp_path)
+    aps = city_aps(world)
+    card = VirtualCard.create()
+    pc = insert_card(card)
+    with contextlib.suppress(Exception):  # the agent owns the card while the service loads it
+        pc.connection.disconnect()  # type: ignore[attr-defined]
     try:
-        yield load_through_pcsc(pc, city_aps(world), personalise={"C", "A", "D", "X"})
+        agent = start_agent(at, relay_server.url, pc.reader)
+        wait_presence(at.terminal, card_present=True)
+        loaded = load_through_the_service(world, at, card, aps, personalise={"C", "A", "D", "X"})
+        loaded.pc = pc
+        agent.stop()
+        # The torn card was pulled from the reader (its vpcd connection closed at the tear, before
+        # the agent saw the loss): wait until it is inserted again and pcscd sees it.
+        wait_for(pc.client.connected.is_set, 15, "the card back in the reader")
+        wait_for(lambda: card_present(pc.reader), 15, "pcscd to see the card again")
+        yield loaded
     finally:
         pc.close()
 

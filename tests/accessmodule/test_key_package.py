@@ -55,6 +55,12 @@ def test_system_fixed_pin_is_stable(world, city_aps):
     assert services.system_fixed_pin(city_aps["A"]) is None  # the holder chooses that one
 
 
+def test_the_load_job_writes_the_system_fixed_pin_the_package_carries(world, city_aps):
+    from loading import cardkeys
+
+    assert cardkeys.system_fixed_pin(city_aps["D"]) == services.system_fixed_pin(city_aps["D"])
+
+
 def test_wrong_passphrase_and_tampering_refused(world, city_aps):
     data = export(world, world.city, world.city_admin, [city_aps["A"]], passphrase=PASSPHRASE)
     with pytest.raises(errors.PackageSecretError):

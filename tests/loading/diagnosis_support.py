@@ -14,6 +14,7 @@ from cardap.keystore import get_keystore
 from cardap.models import CardAP, CardAPInstallation
 from gpcard.aid import Area, instance_aid
 from gpcard.conversation import agent_continues
+from gpcard.diagnosis import FaultClass
 from gpcard.script import encode_response_script, parse_command_script
 from loading import engine
 from loading.engine import Ended
@@ -23,6 +24,7 @@ from tests import factories
 from tests.pcsc import host
 from vcard import CardUnresponsive, VirtualCard
 from vcard.bureau import DEMO_MASTER_KEYS
+from vcard.state import ISD_AID
 
 MY_NUMBER_ATR = "3BE000FF8131FE4514"
 PRESENT = {"reader": True, "card": True, "atr": MY_NUMBER_ATR}
@@ -117,3 +119,42 @@ def drive(diag: Diagnosis, card: VirtualCard, *, max_trips: int = 20) -> Diagnos
         assert isinstance(step, Ended)
     diag.refresh_from_db()
     return diag
+
+
+def prepare(world, card: VirtualCard, case: str) -> None:
+    """The card-side situation of each case (done before the diagnosis, as earlier operations did)."""
+    ap = card_ap(world, 7)
+    if case in ("no-fault", "pin-blocked"):
+        install(card, 7)
+        record_installed(ap, card)
+    elif case == "half-installed":
+        install(card, 7, personalise=False)
+        record_installed(ap, card)
+    elif case == "missing":
+        record_installed(ap, card)
+    elif case == "unknown":
+        install(card, 7)  # on the card, but the registry has no record of it on this card
+    elif case == "not-my-number-card":
+        del card.state.sds[ISD_AID]  # a card without the J-LIS card manager
+    elif case == "tear":
+        card.faults.tear_at = 5  # power lost during the fifth command of the diagnosis
+    elif case == "mute":
+        card.faults.mute_after = 2
+
+
+CASES = [  # shared with tests/relay/test_diagnosis_relay.py
+    # case, card faults, expected class, failed step
+    ("no-fault", [], FaultClass.NO_FAULT, None),
+    ("not-my-number-card", [], FaultClass.NOT_MY_NUMBER_CARD, "card_manager"),
+    ("card-locked", ["card-locked"], FaultClass.CARD_LOCKED, "life_cycle"),
+    ("sd-locked-local", ["sd-locked=local"], FaultClass.AREA_LOCKED, "area_sd:local"),
+    ("sd-locked-extended", ["sd-locked=extended"], FaultClass.AREA_LOCKED, "area_sd:extended"),
+    ("wrong-keys", ["wrong-keys"], FaultClass.KEYS_REJECTED, "scp03:local"),
+    ("memory-full", ["memory-full"], FaultClass.AREA_FULL, "memory:local"),
+    ("half-installed", [], FaultClass.AP_HALF_INSTALLED, "content"),
+    ("missing", [], FaultClass.AP_MISSING, "content"),
+    ("unknown", [], FaultClass.AP_MISSING, "content"),
+    ("pin-blocked", ["pin-blocked"], FaultClass.PIN_BLOCKED, None),  # the card AP's own step
+    ("tear", [], FaultClass.COMMUNICATION_LOST, "area_sd:extended"),  # its SELECT is the 5th
+    ("mute", [], FaultClass.COMMUNICATION_LOST, "card_manager"),  # silent from GET DATA CIN on
+]

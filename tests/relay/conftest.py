@@ -3,6 +3,7 @@ with its credential in a file, and the real ``cardap-agent`` installed in a fres
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
@@ -14,9 +15,12 @@ from pathlib import Path
 
 import pytest
 
+from loading.models import TerminalPresence
 from operators.models import Terminal
 from operators.services import issue_terminal_credential
-from tests.relay.live import ROOT, LiveServer
+from tests.pcsc.readers import PcscCard, insert_card, pcscd_service
+from tests.relay.live import ROOT, Agent, LiveServer, wait_until
+from vcard import VirtualCard
 
 AGENT_VENVS = ROOT / "var" / "test-agent-venv"
 
@@ -107,3 +111,46 @@ def agent_command() -> list[str]:
             shutil.rmtree(old, ignore_errors=True)
         install_agent(venv)
     return [str(exe)]
+
+
+@pytest.fixture(scope="session")
+def pcscd() -> Iterator[None]:
+    with pcscd_service():
+        yield
+
+
+@pytest.fixture
+def vpcd_card(pcscd) -> Iterator[PcscCard]:
+    pc = insert_card(VirtualCard.create())
+    # The agent owns the card from here on: drop the test's own PC/SC connection.
+    with contextlib.suppress(Exception):
+        pc.connection.disconnect()  # type: ignore[attr-defined]
+    yield pc
+    pc.close()
+
+
+@pytest.fixture
+def start_agent(agent_command, tmp_path) -> Iterator:
+    """Factory: ``start_agent(terminal, server_url, reader)`` runs the real cardap-agent (stopped
+    at the end of the test)."""
+    agents: list[Agent] = []
+
+    def start(at: AgentTerminal, server_url: str, reader: str, name: str = "agent") -> Agent:
+        agent = Agent(agent_command, server_url, at.credential_file, reader, tmp_path / f"{name}.log").start()
+        agents.append(agent)
+        return agent
+
+    yield start
+    for agent in agents:
+        agent.stop()
+
+
+def wait_presence(terminal, timeout: float = 20, **expected) -> TerminalPresence:
+    """Wait until the terminal's agent has reported ``expected`` (TerminalPresence fields)."""
+
+    def ok() -> bool:
+        p = TerminalPresence.objects.filter(terminal=terminal).first()
+        return p is not None and all(getattr(p, k) == v for k, v in expected.items())
+
+    wait_until(ok, timeout, f"presence {expected}")
+    return TerminalPresence.objects.get(terminal=terminal)

@@ -4,62 +4,20 @@ Run under ``flock /tmp/cardap-pcsc.lock`` (one pcscd, two reader slots, shared).
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
-
 import pytest
 from django.conf import settings
 
 from loading import engine
 from loading.models import CardConversation, TerminalPresence
 from operators.services import revoke_terminal_credential
-from tests.pcsc.readers import PcscCard, card_present, insert_card, pcscd_service, wait_for
+from tests.pcsc.readers import card_present, wait_for
 from tests.relay import programs  # noqa: F401 - the test programs, also in the server process
-from tests.relay.conftest import AgentTerminal, make_terminal
-from tests.relay.live import POLL_SECONDS, Agent, CuttableProxy, wait_until
+from tests.relay.conftest import AgentTerminal, make_terminal, wait_presence
+from tests.relay.live import POLL_SECONDS, CuttableProxy, wait_until
 from vcard import VirtualCard
 from vcard.vpcd import VpcdClient
 
 pytestmark = pytest.mark.pcsc
-
-
-@pytest.fixture(scope="module")
-def pcscd() -> Iterator[None]:
-    with pcscd_service():
-        yield
-
-
-@pytest.fixture
-def vpcd_card(pcscd) -> Iterator[PcscCard]:
-    pc = insert_card(VirtualCard.create())
-    # The agent owns the card from here on: drop the test's own PC/SC connection.
-    with contextlib.suppress(Exception):
-        pc.connection.disconnect()  # type: ignore[attr-defined]
-    yield pc
-    pc.close()
-
-
-@pytest.fixture
-def start_agent(agent_command, tmp_path) -> Iterator:
-    agents: list[Agent] = []
-
-    def start(at: AgentTerminal, server_url: str, reader: str, name: str = "agent") -> Agent:
-        agent = Agent(agent_command, server_url, at.credential_file, reader, tmp_path / f"{name}.log").start()
-        agents.append(agent)
-        return agent
-
-    yield start
-    for agent in agents:
-        agent.stop()
-
-
-def wait_presence(terminal, timeout: float = 20, **expected) -> TerminalPresence:
-    def ok() -> bool:
-        p = TerminalPresence.objects.filter(terminal=terminal).first()
-        return p is not None and all(getattr(p, k) == v for k, v in expected.items())
-
-    wait_until(ok, timeout, f"presence {expected}")
-    return TerminalPresence.objects.get(terminal=terminal)
 
 
 def run(at: AgentTerminal, program: str, timeout: float = POLL_SECONDS + 20) -> CardConversation:

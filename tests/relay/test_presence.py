@@ -53,6 +53,26 @@ def test_take_over_and_the_superseded_session(terminal):
 
 
 @pytest.mark.django_db
+def test_the_same_agent_polling_again_costs_two_updates(terminal, django_assert_num_queries):
+    """Every poll reports; the same session again is one UPDATE of its presence and one of the
+    terminal's last sighting (no row lock and read-then-write), and what it reports is kept."""
+    assert _report(terminal)
+    before = TerminalPresence.objects.get(terminal=terminal)
+    with django_assert_num_queries(2):
+        assert _report(terminal, card_present=True, atr="3BE000FF8131FE4514")
+    after = TerminalPresence.objects.get(terminal=terminal)
+    assert (after.card_present, after.atr, after.connected_at) == (
+        True,
+        "3BE000FF8131FE4514",
+        before.connected_at,
+    )
+    assert after.last_poll_at > before.last_poll_at
+    # A new session still takes the terminal over; the old one is then refused.
+    assert _report(terminal, session="n" * 32)
+    assert not _report(terminal)
+
+
+@pytest.mark.django_db
 def test_page_and_json_for_the_provider_and_404_for_another(terminal, world, login):
     _report(terminal, card_present=True, atr="3BE000FF8131FE4514")
     client = login(world.city_operator)
