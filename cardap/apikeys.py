@@ -96,35 +96,61 @@ def _instance(model: type[Any], fields: list[Any], values: tuple[Any, ...]) -> A
 
 
 @functools.cache
-def _key_lookup_sql() -> tuple[str, list[Any], list[Any]]:
+def _key_lookup_sql() -> tuple[str, str, list[Any], list[Any]]:
     key_fields, provider_fields = _columns(ProviderAPIKey), _columns(Provider)
     columns = [f"k.{f.column}" for f in key_fields] + [f"p.{f.column}" for f in provider_fields]
-    sql = (
-        f"SELECT {', '.join(columns)} FROM {ProviderAPIKey._meta.db_table} k "  # noqa: S608 (names only)
-        f"JOIN {Provider._meta.db_table} p ON p.id = k.provider_id WHERE k.prefix = %s"
+    select = f"SELECT {', '.join(columns)}"
+    joins = (
+        f" FROM {ProviderAPIKey._meta.db_table} k "  # noqa: S608 (names only)
+        f"JOIN {Provider._meta.db_table} p ON p.id = k.provider_id"
     )
-    return sql, key_fields, provider_fields
+    return select, joins, key_fields, provider_fields
+
+
+# What a provider feed reads with the key, in the same statement: a query giving one row over
+# the key's provider, whose id it names as {provider} (the feed's high-water mark and the
+# provider's scope, say). Given by the feed being called (ProviderFeedView.provider_state), so
+# this module knows nothing of the feeds' tables.
+ProviderState = tuple[str, list[Any]]
 
 
 def find_key(token: str) -> ProviderAPIKey | None:
     """The key a token names, with its provider, or None. One plain statement (the API key is
     looked up on every API call; the ORM's compile of it cost more than running it)."""
+    return find_key_with_state(token, None)[0]
+
+
+def find_key_with_state(
+    token: str, state: ProviderState | None
+) -> tuple[ProviderAPIKey | None, tuple[Any, ...]]:
+    """find_key, and the row of ``state`` for the key's provider read in the same statement
+    (empty without a state). The state is read before the token's hash is compared: the caller
+    must use it only once the key is accepted (it is returned with None otherwise)."""
     if not token.startswith(KEY_PREFIX) or token.count("_") < 2:
-        return None
+        return None, ()
     prefix = token[len(KEY_PREFIX) :].split("_", 1)[0]
     if not re.fullmatch(r"[0-9a-f]{8}", prefix):
-        return None  # never query with garbage (PostgreSQL refuses NUL bytes with an error)
-    sql, key_fields, provider_fields = _key_lookup_sql()
+        return None, ()  # never query with garbage (PostgreSQL refuses NUL bytes with an error)
+    select, joins, key_fields, provider_fields = _key_lookup_sql()
+    params: list[Any] = [prefix]
+    if state is None:
+        sql = f"{select}{joins} WHERE k.prefix = %s"
+    else:
+        state_sql, state_params = state
+        lateral = state_sql.format(provider="k.provider_id")
+        sql = f"{select}, st.*{joins} CROSS JOIN LATERAL ({lateral}) st WHERE k.prefix = %s"
+        params = [*state_params, prefix]
     with connection.cursor() as cursor:
-        cursor.execute(sql, [prefix])
+        cursor.execute(sql, params)
         row = cursor.fetchone()
     if row is None:
-        return None
+        return None, ()
     key: ProviderAPIKey = _instance(ProviderAPIKey, key_fields, row[: len(key_fields)])
     if not hmac.compare_digest(key.key_hash, tokens.digest(token)):
-        return None
-    key.provider = _instance(Provider, provider_fields, row[len(key_fields) :])
-    return key
+        return None, ()
+    split = len(key_fields) + len(provider_fields)
+    key.provider = _instance(Provider, provider_fields, row[len(key_fields) : split])
+    return key, tuple(row[split:])
 
 
 def address_allowed(key: ProviderAPIKey, address: str | None) -> bool:
@@ -144,6 +170,8 @@ class ProviderClient:
     principal_kind: ClassVar[str] = "api_client"
     provider: Provider
     key: ProviderAPIKey
+    # The row of the feed's provider_state, read with the key (empty when the feed has none).
+    state: tuple[Any, ...] = ()
     is_authenticated: bool = True
     is_anonymous: bool = False
 
@@ -170,7 +198,10 @@ class ProviderAPIKeyAuthentication(authentication.BaseAuthentication):
         if len(parts) != 2 or parts[0] != self.keyword:
             message = _("Authorization ヘッダーは「Bearer <APIキー>」の形式です。")
             raise exceptions.AuthenticationFailed(message)
-        key = find_key(parts[1])
+        # The feed called may read its own state with the key, in the same statement.
+        view = (getattr(request, "parser_context", None) or {}).get("view")
+        provider_state = getattr(view, "provider_state", None)
+        key, state = find_key_with_state(parts[1], provider_state() if provider_state else None)
         if key is None:
             raise exceptions.AuthenticationFailed(_("APIキーが正しくありません。"))
         if not key.is_active:
@@ -183,7 +214,7 @@ class ProviderAPIKeyAuthentication(authentication.BaseAuthentication):
         now = timezone.now()
         if key.last_used_at is None or (now - key.last_used_at).total_seconds() > 60:
             ProviderAPIKey.objects.filter(pk=key.pk).update(last_used_at=now)
-        return ProviderClient(provider=key.provider, key=key), key
+        return ProviderClient(provider=key.provider, key=key, state=state), key
 
     def authenticate_header(self, request: Request) -> str:
         return self.keyword

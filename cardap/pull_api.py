@@ -24,7 +24,7 @@ from rest_framework import exceptions, serializers, throttling
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
-from cardap.apikeys import ProviderAPIKeyAuthentication, ProviderClient
+from cardap.apikeys import ProviderAPIKeyAuthentication, ProviderClient, ProviderState
 from operators.policy import Principal, PrincipalPermission
 
 MAX_LIMIT = 10_000
@@ -187,6 +187,14 @@ class ProviderFeedView(APIView):
         return query.validated_data["after"], query.validated_data["limit"]
 
     not_modified = staticmethod(not_modified)
+
+    def provider_state(self) -> ProviderState | None:
+        """What the feed reads with the API key, in the key's own statement (the feed's
+        high-water mark and the provider's scope, say): an SQL query of exactly one row (an
+        aggregate) over ``{provider}``, the key's provider id, and its parameters; the row is
+        ``client(request).state``. Then a 304 costs that one statement (and the pull record).
+        None: nothing (the feed reads what it needs itself)."""
+        return None
 
     def cache_control(self) -> str:
         return "private, no-cache"

@@ -360,26 +360,42 @@ def card_aps_visible_to(provider: Any, on: dt.date | None = None) -> QuerySet[An
     )
 
 
+def card_ap_visibility_sql(provider: str, on: dt.date | None = None) -> tuple[str, list[Any]]:
+    """card_aps_visible_to and shares_in_force as one plain SQL query over a provider id
+    expression ``provider`` (a column of the caller's statement, e.g. the API key's provider,
+    so that a caller may read them in the statement it runs anyway; only that expression is
+    formatted in, every value is a parameter). Rows (card AP id, NULL) for the visible card APs
+    the provider represents, (card AP id, first day of its relationship in force) for the others."""
+    on = on or timezone.localdate()
+    CardAP, Share = _model("CardAP"), _model("CardAPShare")
+    statuses = [CardAP.Status.APPROVED.value, CardAP.Status.RETIRED.value]
+    sql = (
+        f"SELECT a.id AS card_ap_id, NULL::date AS since FROM {CardAP._meta.db_table} a "  # noqa: S608 (names only)
+        f"WHERE a.provider_id = {provider} AND a.status IN (%s, %s) "
+        "UNION ALL "
+        f"SELECT s.card_ap_id, MIN(s.since) FROM {Share._meta.db_table} s "
+        f"JOIN {CardAP._meta.db_table} a ON a.id = s.card_ap_id "
+        f"WHERE s.provider_id = {provider} AND s.since <= %s AND (s.until IS NULL OR s.until >= %s) "
+        f"AND a.status IN (%s, %s) AND a.provider_id <> {provider} GROUP BY s.card_ap_id"
+    )
+    return sql, [*statuses, on, on, *statuses]
+
+
 def card_ap_visibility(provider_id: int, on: dt.date | None = None) -> tuple[list[int], dict[int, dt.date]]:
     """card_aps_visible_to and shares_in_force in one plain SQL statement, for the paths that
     run on every API call (the ORM's compile of those two querysets costs more than running
     them): (the visible card APs the provider represents, {other visible card AP: first day of
     its relationship in force}). tests/test_policy_visibility.py holds it to the querysets."""
-    on = on or timezone.localdate()
-    CardAP, Share = _model("CardAP"), _model("CardAPShare")
-    statuses = [CardAP.Status.APPROVED.value, CardAP.Status.RETIRED.value]
-    sql = (
-        f"SELECT a.id, NULL FROM {CardAP._meta.db_table} a "  # noqa: S608 (table names only)
-        "WHERE a.provider_id = %s AND a.status IN (%s, %s) "
-        "UNION ALL "
-        f"SELECT s.card_ap_id, MIN(s.since) FROM {Share._meta.db_table} s "
-        f"JOIN {CardAP._meta.db_table} a ON a.id = s.card_ap_id "
-        "WHERE s.provider_id = %s AND s.since <= %s AND (s.until IS NULL OR s.until >= %s) "
-        "AND a.status IN (%s, %s) AND a.provider_id <> %s GROUP BY s.card_ap_id"
-    )
+    visible, params = card_ap_visibility_sql("pv.id", on)
+    sql = f"SELECT v.card_ap_id, v.since FROM (SELECT %s::bigint AS id) pv CROSS JOIN LATERAL ({visible}) v"  # noqa: S608
     with connection.cursor() as cursor:
-        cursor.execute(sql, [provider_id, *statuses, provider_id, on, on, *statuses, provider_id])
+        cursor.execute(sql, [provider_id, *params])
         rows = cursor.fetchall()
+    return card_ap_visibility_of(rows)
+
+
+def card_ap_visibility_of(rows: Any) -> tuple[list[int], dict[int, dt.date]]:
+    """card_ap_visibility's answer from card_ap_visibility_sql's rows (card AP id, since)."""
     owned = sorted(ap for ap, since in rows if since is None)
     return owned, {ap: since for ap, since in rows if since is not None}
 

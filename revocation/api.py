@@ -103,6 +103,9 @@ class _ProviderAPIView(ProviderFeedView):
 
 
 class DeltaView(_ProviderAPIView):
+    def provider_state(self) -> tuple[str, list[Any]]:
+        return selectors.delta_state_sql()
+
     @extend_schema(
         operation_id="revocations_delta",
         tags=["revocations"],
@@ -116,8 +119,11 @@ class DeltaView(_ProviderAPIView):
     def get(self, request: Request) -> HttpResponseBase:
         after, limit = self.cursor(request)
         client = self.client(request)
-        scope = selectors.scope_for(client.provider)
-        etag = selectors.delta_etag(provider=client.provider, scope=scope, after=after, limit=limit)
+        # Read with the API key, in its statement: the last applied feed and the scope.
+        feed_id, scope = selectors.delta_state(client.state)
+        etag = selectors.delta_etag(
+            provider=client.provider, scope=scope, after=after, limit=limit, feed_id=feed_id
+        )
         if self.not_modified(request, etag):
             services.record_pull(provider=client.provider, key=client.key, kind="delta", last_seq=after)
             return self.not_modified_response(etag)

@@ -46,7 +46,10 @@ def scope_for(provider: Provider | int, *, today: dt.date | None = None) -> Scop
     form of card_aps_visible_to): its own entirely, shared or affiliated ones from the start day
     of the relationship in force. One statement: this runs on every pull, 304s included."""
     provider_id = provider if isinstance(provider, int) else provider.pk
-    owned, starts = policy.card_ap_visibility(provider_id, today)
+    return _scope(*policy.card_ap_visibility(provider_id, today))
+
+
+def _scope(owned: list[int], starts: dict[int, dt.date]) -> Scope:
     tz = timezone.get_current_timezone()
     shared = tuple(
         (ap_id, dt.datetime.combine(since, dt.time(), tz)) for ap_id, since in sorted(starts.items())
@@ -73,14 +76,46 @@ def last_applied_feed() -> Feed | None:
     return Feed.objects.filter(state=Feed.State.APPLIED).order_by("-number").first()
 
 
-def delta_etag(*, provider: Provider, scope: Scope, after: int, limit: int) -> str:
+_UNREAD: Any = object()
+
+
+def delta_etag(
+    *, provider: Provider, scope: Scope, after: int, limit: int, feed_id: int | None = _UNREAD
+) -> str:
     """Changes only when a feed is applied or the provider's scope changes (entries are written
-    by feeds only), so a 304 costs one small query beside the scope's: never the entries."""
-    with connection.cursor() as cursor:  # plain SQL: this runs on every 304, the ORM's compile is its cost
-        cursor.execute(f"SELECT MAX(id) FROM {Feed._meta.db_table} WHERE state = %s", [Feed.State.APPLIED])  # noqa: S608
-        feed_id = cursor.fetchone()[0]
+    by feeds only), so a 304 costs one small query beside the scope's: never the entries. The
+    last applied feed's id is read here unless given (delta_state reads it with the scope)."""
+    if feed_id is _UNREAD:
+        with connection.cursor() as cursor:  # plain SQL: this runs on every 304
+            cursor.execute(_FEED_MARK_SQL, [Feed.State.APPLIED])
+            feed_id = cursor.fetchone()[0]
     raw = f"v2|{provider.pk}|{after}|{limit}|{feed_id}|{scope.signature()}"
     return '"' + hashlib.sha256(raw.encode()).hexdigest()[:32] + '"'
+
+
+_FEED_MARK_SQL = f"SELECT MAX(id) FROM {Feed._meta.db_table} WHERE state = %s"  # noqa: S608 (names only)
+
+
+def delta_state_sql(today: dt.date | None = None) -> tuple[str, list[Any]]:
+    """The delta feed's state for a provider id expression ``{provider}``, as one row: the last
+    applied feed's id (the feed's high-water mark) and the provider's visibility
+    (operators.policy.card_ap_visibility_sql, the same rule as scope_for) as arrays. Read in the
+    API key's statement (cardap.pull_api.ProviderFeedView.provider_state); delta_state turns the
+    row into what scope_for and delta_etag give."""
+    visible, params = policy.card_ap_visibility_sql("{provider}", today)
+    sql = (
+        f"SELECT ({_FEED_MARK_SQL}) AS feed_id, "  # noqa: S608 (placeholders only)
+        "array_agg(v.card_ap_id) AS card_ap_ids, array_agg(v.since) AS sinces "
+        f"FROM ({visible.replace('{', '{{').replace('}', '}}').replace('{{provider}}', '{provider}')}) v"
+    )
+    return sql, [Feed.State.APPLIED.value, *params]
+
+
+def delta_state(row: tuple[Any, ...]) -> tuple[int | None, Scope]:
+    """(last applied feed's id, scope) from delta_state_sql's row."""
+    feed_id, card_ap_ids, sinces = row
+    owned, starts = policy.card_ap_visibility_of(list(zip(card_ap_ids or (), sinces or (), strict=True)))
+    return feed_id, _scope(owned, starts)
 
 
 _ENTRY = RevocationEntry._meta.db_table

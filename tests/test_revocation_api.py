@@ -461,3 +461,27 @@ def test_user_numbers_are_escaped_in_the_wire_form(world, tmp_path):
     services.apply_feed(path=write(tmp_path, 1, [("C0FFEE09", "suspended", "lost", at(1, 9))]))
     entries = client_for(world.city).get(DELTA).json()["entries"]
     assert [e["user_number"] for e in entries] == [tricky]
+
+
+def test_a_304_reads_the_key_scope_and_feed_mark_in_one_statement(world, feeds):
+    """A 304 runs the API key's statement, which also reads the last applied feed and the
+    provider's scope (shared card APs included), and the pull record: nothing else. Its ETag is
+    the one scope_for and the feed's own look-up give, and it moves when the scope does."""
+    from django.test.utils import CaptureQueriesContext
+
+    from revocation import selectors
+
+    client = client_for(world.city)
+    first = client.get(DELTA, {"after": 0, "limit": 100})
+    scope = selectors.scope_for(world.city)
+    assert scope.shared  # the share in force is part of the scope read with the key
+    assert first["ETag"] == selectors.delta_etag(provider=world.city, scope=scope, after=0, limit=100)
+    with CaptureQueriesContext(connection) as queries:
+        again = client.get(DELTA, {"after": 0, "limit": 100}, HTTP_IF_NONE_MATCH=first["ETag"])
+    assert again.status_code == 304
+    statements = [q["sql"] for q in queries.captured_queries]
+    assert len(statements) == 2, statements
+    assert "JOIN LATERAL" in statements[0] and statements[1].lstrip().startswith(("SET LOCAL", "UPDATE"))
+    assert ProviderPull.objects.get(provider=world.city).pulls == 2
+    CardAPShare.objects.filter(provider=world.city).delete()
+    assert client.get(DELTA, {"after": 0, "limit": 100}, HTTP_IF_NONE_MATCH=first["ETag"]).status_code == 200

@@ -485,3 +485,20 @@ def test_line_length_limit_is_exact_and_a_fault_after_a_chunk_boundary_names_its
         b'{"card":"AB02","status":"lost","reason":"lost","at":"2026-11-01T09:00:00+09:00"}\n'
     ]
     assert_rejected(signed_body(tmp_path / "c", lines, number=2), "malformed", line=count + 2, match="status")
+
+
+def test_the_entries_table_has_fresh_statistics_after_a_feed(tmp_path, world):
+    """The delta page's plan depends on the planner's row counts for the entries table: with
+    none (a table never analysed, autovacuum not yet run or off) it sorted all of a provider's
+    entries instead of reading them in seq order. The feed that writes them analyses it."""
+    from django.db import connection
+
+    ap = factories.card_ap(world.city)
+    numbers = [f"EF{n:02d}" for n in range(37)]
+    for n in numbers:
+        install(n, ap, f"U-{n}")
+    services.apply_feed(path=write(tmp_path, 1, [(n, "suspended", "lost", at(1, 9)) for n in numbers]))
+    with connection.cursor() as cursor:
+        table = RevocationEntry._meta.db_table
+        cursor.execute("SELECT reltuples FROM pg_class WHERE oid = %s::regclass", [table])
+        assert cursor.fetchone()[0] == RevocationEntry.objects.count() == 37

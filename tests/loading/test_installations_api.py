@@ -116,3 +116,23 @@ def test_auth_bad_parameters_and_rate_limit(world, loaded, settings, login):
 def test_in_the_openapi_schema(client):
     schema = client.get("/api/schema/").content.decode()
     assert "/api/v1/installations/" in schema and "installations_list" in schema
+
+
+def test_a_304_is_one_statement_with_the_key(world, loaded):
+    """The feed's high-water mark (the provider's last event) is read in the API key's own
+    statement: a 304 runs that one, and a new event changes the ETag."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from loading.models import InstallationEvent
+
+    client = client_for(world.city)
+    first = client.get(URL)
+    with CaptureQueriesContext(connection) as queries:
+        assert client.get(URL, HTTP_IF_NONE_MATCH=first["ETag"]).status_code == 304
+    assert len(queries.captured_queries) == 1, queries.captured_queries
+    last = InstallationEvent.objects.filter(provider=world.city).order_by("-id").first()
+    assert last is not None
+    last.pk = None
+    last.save()
+    assert client.get(URL, HTTP_IF_NONE_MATCH=first["ETag"]).status_code == 200
