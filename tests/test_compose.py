@@ -195,3 +195,14 @@ def test_production_refuses_the_published_demo_keystore_key(tmp_path):
         [sys.executable, "manage.py", "check"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
     )
     assert done.returncode != 0 and "KEYSTORE_KEY is the published demo key" in done.stderr
+
+
+def test_web_workers_pool_their_database_connections():
+    """The ASGI web workers keep a connection pool; the Celery processes (forked) do not, and the
+    settings' exclusive DB_CONN_MAX_AGE is not set beside it."""
+    web = COMPOSE["services"]["web"]["environment"]
+    assert web["DATABASE_URL"] == COMPOSE["services"]["worker"]["environment"]["DATABASE_URL"]
+    assert re.fullmatch(r"\$\{DB_POOL_SIZE:-([1-9][0-9]?)\}", web["DB_POOL_SIZE"])
+    assert "DB_CONN_MAX_AGE" not in web
+    for name in ("worker", "beat"):
+        assert "DB_POOL_SIZE" not in COMPOSE["services"][name]["environment"]
