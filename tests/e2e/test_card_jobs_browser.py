@@ -22,7 +22,6 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
-from django.contrib.auth.hashers import PBKDF2PasswordHasher
 from django.db import connection
 from django.utils import timezone
 from playwright.sync_api import Page, expect
@@ -31,9 +30,9 @@ from loading import engine
 from loading.models import CardConversation, Job
 from operators.models import Terminal
 from operators.services import issue_terminal_credential
-from tests.conftest import PASSWORD
+from tests.e2e.signin import password_for_server_process, sign_in
 from tests.loading.jobs_support import setup
-from tests.otp_helpers import code_for, fresh_cache  # noqa: F401
+from tests.otp_helpers import fresh_cache  # noqa: F401
 from tests.pcsc.readers import PcscCard, insert_card, pcscd_service, unavailable
 from tests.relay.conftest import agent_command  # noqa: F401 - the real agent, pip-installed
 from tests.relay.live import ROOT, Agent, LiveServer, wait_until
@@ -91,10 +90,7 @@ class Worker:
 def stack(world, agent_command, tmp_path) -> Iterator[tuple[Server, Worker, PcscCard, Agent, object]]:  # noqa: F811
     _require_real_services()
     s = setup(world)
-    # The server process verifies with Django's default hasher, not the tests' fast one.
-    hasher = PBKDF2PasswordHasher()
-    world.city_operator.password = hasher.encode(PASSWORD, hasher.salt())
-    world.city_operator.save(update_fields=["password"])
+    password_for_server_process(world.city_operator)
     credential = issue_terminal_credential(actor=world.city_admin, terminal=s.terminal)
     credential_file = tmp_path / "credential"
     credential_file.write_text(credential + "\n")
@@ -115,15 +111,7 @@ def stack(world, agent_command, tmp_path) -> Iterator[tuple[Server, Worker, Pcsc
         yield server, worker, pc, agent, s
 
 
-def sign_in(page: Page, base: str, user) -> None:
-    page.goto(f"{base}/accounts/login/")
-    page.fill("input[name=username]", user.username)
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button[type=submit].primary")
-    expect(page.locator("h1")).to_have_text("確認コード")
-    page.fill("input[name=code]", code_for(user))
-    page.click("button[type=submit].primary")
-    expect(page.locator("h1")).to_have_text("ホーム")
+
 
 
 def finish(page: Page, kind: str) -> Job:

@@ -8,8 +8,8 @@ from playwright.sync_api import Page, expect
 
 from cardap.models import CardAP
 from tests import factories
-from tests.conftest import PASSWORD
-from tests.otp_helpers import code_for, fresh_cache  # noqa: F401
+from tests.e2e.signin import sign_in
+from tests.otp_helpers import fresh_cache  # noqa: F401
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -22,14 +22,7 @@ def watch(page: Page) -> list[str]:
     return problems
 
 
-def sign_in(page: Page, base: str, user) -> None:
-    page.goto(f"{base}/accounts/login/")
-    page.fill("input[name=username]", user.username)
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button[type=submit].primary")
-    page.fill("input[name=code]", code_for(user))
-    page.click("button[type=submit].primary")
-    expect(page.locator("h1")).to_have_text("ホーム")
+
 
 
 def visit(page: Page, url: str, problems: list[str]) -> None:

@@ -10,7 +10,6 @@ import contextlib
 import re
 
 import pytest
-from django.contrib.auth.hashers import PBKDF2PasswordHasher
 from playwright.sync_api import Browser, Page, expect
 
 from gpcard.diagnosis import FaultClass
@@ -18,9 +17,8 @@ from loading import services
 from loading.advice import ADVICE
 from loading.models import Diagnosis, Job
 from operators.services import issue_terminal_credential
-from tests.conftest import PASSWORD
+from tests.e2e.signin import password_for_server_process, sign_in
 from tests.loading.jobs_support import open_all_day, setup
-from tests.otp_helpers import code_for
 from tests.pcsc.readers import insert_card
 from tests.relay import conftest as relay
 from tests.relay.conftest import AgentTerminal, wait_presence
@@ -37,19 +35,7 @@ start_agent = relay.start_agent
 TEAR_AT = 6  # counted from the start of the load: power is lost inside its change
 
 
-def sign_in(page: Page, base: str, user) -> None:  # type: ignore[no-untyped-def]
-    # The server process checks passwords with the service's own hashers (the test process uses
-    # a fast one it does not know).
-    hasher = PBKDF2PasswordHasher()
-    user.password = hasher.encode(PASSWORD, hasher.salt())
-    user.save(update_fields=["password"])
-    page.goto(f"{base}/accounts/login/")
-    page.fill("input[name=username]", user.username)
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button[type=submit].primary")
-    page.fill("input[name=code]", code_for(user))
-    page.click("button[type=submit].primary")
-    expect(page.locator("h1")).to_have_text("ホーム")
+
 
 
 def run_job(job: Job) -> Job:
@@ -100,6 +86,7 @@ def test_torn_load_diagnosed_by_the_operator_and_found_by_jlis(
 
     # The operator opens the failed job and asks for its diagnosis.
     base = relay_server.url
+    password_for_server_process(world.city_operator)
     sign_in(page, base, world.city_operator)
     page.goto(f"{base}/jobs/{job.pk}/")
     expect(page.locator("#job-state")).to_have_text("失敗")
@@ -121,6 +108,7 @@ def test_torn_load_diagnosed_by_the_operator_and_found_by_jlis(
     # J-LIS staff, told the reference number, find it in the admin.
     staff = browser.new_page(locale="ja-JP", timezone_id="Asia/Tokyo")
     try:
+        password_for_server_process(world.jlis)
         sign_in(staff, base, world.jlis)
         staff.goto(f"{base}/admin/loading/diagnosis/")
         staff.fill("#searchbar", reference)
